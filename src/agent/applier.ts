@@ -1,0 +1,197 @@
+// The agent's work queue: batches merge into one pending set per path while
+// rsync runs, so a burst becomes a handful of runs (one per path per round).
+import { ChangeSet } from '../protocol/changeset.js';
+import type { PathChanges } from '../protocol/changes.js';
+import type { RunReport } from '../protocol/messages.js';
+import type { Logger } from '../common/log.js';
+import type { AgentConfig } from '../config/types.js';
+import { buildRsyncArgs } from '../protocol/rsync-filter.js';
+import { classifyRsyncExit } from './rsync-exit.js';
+import { parseRsyncStats } from './rsync-stats.js';
+import { runRsync, shellQuote } from './rsync-run.js';
+
+export interface ApplierPath {
+  name: string;
+  target: string;
+  maxDelete: number;
+  excludes: string[];
+  /** rsync://user@host:port/module/ */
+  url: string;
+}
+
+export interface ApplierDeps {
+  rsync: AgentConfig['rsync'];
+  dryRun: boolean;
+  log: Logger;
+  password: () => string | null;
+  /** everything up to `seq` is applied (persist it) */
+  onApplied: (seq: number) => void;
+  onResult: (seq: number, ok: boolean, runs: RunReport[]) => void;
+  onRunStart?: (paths: string[]) => void;
+}
+
+const PENDING_LIMIT = 10_000;
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 30_000;
+
+export class Applier {
+  private paths = new Map<string, ApplierPath>();
+  private readonly pending = new Map<string, ChangeSet>();
+  private pendingSeq = 0;
+  private running: Promise<void> | null = null;
+  private retries = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private wake: (() => void) | null = null;
+  private stopped = false;
+  /** rsync runs started, for tests and status */
+  runs = 0;
+
+  constructor(private readonly deps: ApplierDeps) {}
+
+  setPaths(paths: ApplierPath[]): void {
+    this.paths = new Map(paths.map((p) => [p.name, p]));
+  }
+
+  get busy(): boolean {
+    return this.running !== null;
+  }
+
+  get idle(): boolean {
+    return this.running === null && this.isEmpty();
+  }
+
+  private isEmpty(): boolean {
+    for (const cs of this.pending.values()) if (!cs.isEmpty) return false;
+    return true;
+  }
+
+  /** Forget what was queued: the master's new run will send a full sync. */
+  reset(): void {
+    this.pending.clear();
+    this.pendingSeq = 0;
+  }
+
+  enqueue(seq: number, changes: PathChanges[]): void {
+    for (const c of changes) {
+      if (!this.paths.has(c.name)) continue;
+      let cs = this.pending.get(c.name);
+      if (!cs) this.pending.set(c.name, (cs = new ChangeSet(PENDING_LIMIT)));
+      cs.merge(c);
+    }
+    this.pendingSeq = Math.max(this.pendingSeq, seq);
+    if (this.isEmpty() && changes.every((c) => !this.paths.has(c.name))) {
+      // Nothing for us in it (paths we do not mirror): applied by definition.
+      if (!this.running) {
+        this.deps.onApplied(seq);
+        this.deps.onResult(seq, true, []);
+      }
+      return;
+    }
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.stopped || this.running || this.retryTimer) return;
+    this.running = this.loop().finally(() => {
+      this.running = null;
+      if (!this.isEmpty() && !this.retryTimer) this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped && !this.isEmpty()) {
+      const seq = this.pendingSeq;
+      const work: PathChanges[] = [];
+      for (const [name, cs] of this.pending) {
+        if (!cs.isEmpty) work.push(cs.toChanges(name));
+        cs.clear();
+      }
+      this.deps.onRunStart?.(work.map((w) => w.name));
+      const reports = await Promise.all(work.map((w) => this.runOne(w)));
+      const retry = reports.filter((r) => r.kind === 'retry');
+      // A retryable failure keeps its changes; they join whatever arrived meanwhile.
+      for (const w of work) {
+        if (reports.find((r) => r.path === w.name)?.kind !== 'retry') continue;
+        let cs = this.pending.get(w.name);
+        if (!cs) this.pending.set(w.name, (cs = new ChangeSet(PENDING_LIMIT)));
+        cs.merge(w);
+      }
+      const ok = reports.every((r) => r.kind === 'ok' || r.kind === 'partial-ok' || r.kind === 'dry-run');
+      if (retry.length === 0) {
+        this.retries = 0;
+        this.deps.onApplied(seq);
+        this.deps.onResult(seq, ok, reports);
+        continue;
+      }
+      this.deps.onResult(seq, false, reports);
+      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.retries++);
+      this.deps.log.warn('rsync failed; retrying', { paths: retry.map((r) => r.path), inMs: delay, message: retry[0]!.message });
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        this.retryTimer = setTimeout(resolve, delay);
+      });
+      this.retryTimer = null;
+      this.wake = null;
+    }
+  }
+
+  private async runOne(changes: PathChanges): Promise<RunReport> {
+    const p = this.paths.get(changes.name)!;
+    const { args, stdin } = buildRsyncArgs({
+      binary: this.deps.rsync.binary,
+      url: p.url,
+      target: p.target,
+      excludes: p.excludes,
+      changes,
+      bwlimit: this.deps.rsync.bwlimit,
+      timeout: this.deps.rsync.timeout,
+      extra: this.deps.rsync.extra,
+      maxDelete: p.maxDelete,
+      isRoot: process.getuid?.() === 0,
+    });
+    const base = { path: p.name, full: changes.full, files: 0, bytes: 0, deleted: 0 };
+    if (this.deps.dryRun) {
+      const list = stdin ? stdin.toString('utf8').split('\0').filter(Boolean) : [];
+      this.deps.log.info('dry run: would run', { command: shellQuote([this.deps.rsync.binary, ...args]), includeList: list });
+      return { ...base, kind: 'dry-run', exit: null, message: 'dry run: rsync not called', durationMs: 0 };
+    }
+    this.runs++;
+    this.deps.log.debug('rsync', { path: p.name, full: changes.full, command: shellQuote([this.deps.rsync.binary, ...args]) });
+    const out = await runRsync(this.deps.rsync.binary, args, stdin, this.deps.password());
+    if (out.spawnError) {
+      return { ...base, kind: 'retry', exit: null, message: out.spawnError, durationMs: out.durationMs };
+    }
+    const cls = classifyRsyncExit(out.exit, out.signal);
+    const stats = parseRsyncStats(out.stdout);
+    const detail = lastLines(out.stderr, 3);
+    return {
+      ...base,
+      files: stats.files,
+      bytes: stats.bytes,
+      deleted: stats.deleted,
+      kind: cls.kind,
+      exit: out.exit,
+      message: (cls.kind === 'ok' ? '' : `${cls.meaning}${detail ? ': ' + detail : ''}`).slice(0, 4000),
+      durationMs: Math.round(out.durationMs),
+    };
+  }
+
+  /** Retry now instead of waiting out the backoff (e.g. after reconnecting). */
+  retryNow(): void {
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      this.wake?.();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.retryNow();
+    await this.running;
+  }
+}
+
+function lastLines(text: string, n: number): string {
+  return text.trim().split('\n').slice(-n).join(' | ');
+}

@@ -1,0 +1,513 @@
+// The master: watches paths, turns events into signed batches, keeps every
+// node's account, and runs the rsync daemon agents pull from.
+import { randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { MasterConfig, MasterPath } from '../config/types.js';
+import { loadSecretKey } from '../common/keyfile.js';
+import { makeLogger, type Logger } from '../common/log.js';
+import { ChangeSet } from '../protocol/changeset.js';
+import type { PathChanges, ChangeKind } from '../protocol/changes.js';
+import { encode } from '../protocol/codec.js';
+import { seal } from '../protocol/envelope.js';
+import { compileExcludes, type ExcludeMatcher } from '../protocol/excludes.js';
+import { CLOSE, type RsyncCredentials } from '../protocol/handshake.js';
+import { MAX_AGENT_FRAME, MAX_BATCH_ENTRIES } from '../protocol/limits.js';
+import type { AgentMessage, Auth, Welcome } from '../protocol/messages.js';
+import { parsePublicKey } from '../protocol/keys.js';
+import { verifierFor, type Signer, type Verifier } from '../protocol/sign.js';
+import { SOFTWARE_VERSION } from '../protocol/version.js';
+import { NodeTracker, type NodeStatus } from './node-tracker.js';
+import { AgentSession, type SessionHost } from './session.js';
+import { checkRoot, type RootIdentity } from './root-guard.js';
+import { makeCredentials } from './credentials.js';
+import { RsyncDaemon } from './rsyncd.js';
+import { startWatcher } from './watcher/index.js';
+import { startStatusServer } from './status-server.js';
+import type { Watcher, WatchEvent, WatchProblem } from './watcher/types.js';
+
+/** Batches a node may have unapplied before its changes are merged instead of sent. */
+export const WINDOW = 2;
+/** A node whose socket holds more than this unsent is treated as busy. */
+export const MAX_BUFFERED = 4 * 1024 * 1024;
+/** Unauthenticated connections allowed at once, in all and per address. */
+const MAX_HANDSHAKES = 256;
+const MAX_HANDSHAKES_PER_ADDRESS = 16;
+
+export interface MasterOptions {
+  log?: Logger;
+  /** Override: where the secret key comes from (tests) */
+  signer?: Signer;
+  /** -p: no rsync daemon; log what each batch would ask agents to sync */
+  dryRun?: boolean;
+}
+
+interface WatchedPath {
+  config: MasterPath;
+  matcher: ExcludeMatcher;
+  watcher: Watcher | null;
+  fresh: ChangeSet;
+  identity: RootIdentity | null;
+  paused: string | null;
+  watchErrors: number;
+  lastEvent: number | null;
+}
+
+export interface MasterStatus {
+  version: string;
+  session: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  batches: number;
+  paths: { name: string; watch: string; backend: string; paused: string | null; watchErrors: number; lastEvent: string | null }[];
+  rsyncd: { running: boolean; restarts: number; lastError: string | null };
+  refusals: { at: string; node: string | null; address: string | null; reason: string }[];
+  nodes: NodeStatus[];
+}
+
+export class Master implements SessionHost {
+  readonly signer: Signer;
+  readonly session = new Uint8Array(randomBytes(16));
+  private readonly log: Logger;
+  private readonly verifiers = new Map<string, Verifier>();
+  readonly nodes = new Map<string, NodeTracker>();
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly handshaking = new Set<AgentSession>();
+  private readonly paths = new Map<string, WatchedPath>();
+  private readonly credentials: Map<string, RsyncCredentials>;
+  private readonly rsyncd: RsyncDaemon;
+  private server: HttpServer | null = null;
+  private wss: WebSocketServer | null = null;
+  private seq = 0;
+  private batches = 0;
+  private readonly startedAt = Date.now();
+  private flushTimer: NodeJS.Timeout | null = null;
+  private flushImmediate: NodeJS.Immediate | null = null;
+  private lastFlush = 0;
+  private freshOldest: number | null = null;
+  private reconcileTimer: NodeJS.Timeout | null = null;
+  private guardTimer: NodeJS.Timeout | null = null;
+  private readonly refusals: MasterStatus['refusals'] = [];
+  private stopped = false;
+  private readonly dryRun: boolean;
+  private statusServer: { port: number; close(): Promise<void> } | null = null;
+
+  constructor(
+    readonly config: MasterConfig,
+    opts: MasterOptions = {},
+  ) {
+    this.log = opts.log ?? makeLogger({ component: 'master' });
+    this.signer = opts.signer ?? loadSecretKey(config.key);
+    this.dryRun = opts.dryRun ?? false;
+    const pathNames = config.paths.map((p) => p.name);
+    for (const n of config.nodes) {
+      const pub = parsePublicKey(n.key);
+      this.verifiers.set(n.name, verifierFor(pub));
+      this.nodes.set(n.name, new NodeTracker(n.name, pub, pathNames, config.maxPending));
+    }
+    for (const p of config.paths) {
+      this.paths.set(p.name, {
+        config: p,
+        matcher: compileExcludes(p.exclude),
+        watcher: null,
+        fresh: new ChangeSet(config.maxPending),
+        identity: null,
+        paused: null,
+        watchErrors: 0,
+        lastEvent: null,
+      });
+    }
+    // Fresh per start: credentials from an earlier run stop working.
+    this.credentials = makeCredentials(config.nodes.map((n) => n.name));
+    this.rsyncd = new RsyncDaemon({
+      binary: config.rsync.binary,
+      host: config.rsync.listen.host,
+      port: config.rsync.listen.port,
+      modules: config.paths.map((p) => ({ name: p.name, path: p.watch, excludes: p.exclude })),
+      credentials: this.credentials,
+    });
+    this.rsyncd.on('log', (line: string) => this.log.debug('rsyncd', { line }));
+    this.rsyncd.on('exit', (info: unknown) => this.log.warn('rsync daemon exited; restarting it', { info }));
+    this.rsyncd.on('restarted', () => this.log.info('rsync daemon restarted'));
+  }
+
+  async start(): Promise<void> {
+    for (const wp of this.paths.values()) {
+      const health = checkRoot(wp.config.watch, null, wp.config.marker);
+      if (!health.ok) throw new Error(`path ${wp.config.name}: ${health.reason}`);
+      wp.identity = health.identity;
+    }
+    if (this.dryRun) this.log.warn('dry run: not starting the rsync daemon; batches are only logged');
+    else await this.rsyncd.start();
+    for (const wp of this.paths.values()) {
+      wp.watcher = await startWatcher(this.config.watcher, {
+        root: wp.config.watch,
+        ignore: (rel, isDir) => wp.matcher.isExcluded(rel, isDir),
+        onEvents: (events) => this.onEvents(wp, events),
+        onProblem: (p) => this.onWatchProblem(wp, p),
+      });
+      this.log.info('watching', { path: wp.config.name, dir: wp.config.watch, backend: wp.watcher.backend });
+    }
+    await this.listen();
+    this.statusServer = await startStatusServer({
+      host: this.config.status.listen.host,
+      port: this.config.status.listen.port,
+      status: () => this.status(),
+      log: this.log,
+    });
+    if (this.config.reconcile > 0) {
+      this.reconcileTimer = setInterval(() => this.reconcile('periodic reconciliation'), this.config.reconcile * 1000);
+      this.reconcileTimer.unref();
+    }
+    this.guardTimer = setInterval(() => this.checkRoots(), 2_000);
+    this.guardTimer.unref();
+    this.log.info('master ready', {
+      listen: `${this.config.listen.host}:${this.port}`,
+      rsync: `${this.config.rsync.listen.host}:${this.config.rsync.listen.port}`,
+      nodes: this.config.nodes.length,
+      paths: this.config.paths.length,
+    });
+  }
+
+  get statusPort(): number | null {
+    return this.statusServer?.port ?? null;
+  }
+
+  get port(): number {
+    const addr = this.server?.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : this.config.listen.port;
+  }
+
+  private async listen(): Promise<void> {
+    const tls = this.config.tls;
+    const server = tls
+      ? createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) })
+      : createHttpServer();
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('inosync master: websocket only\n');
+    });
+    const wss = new WebSocketServer({ server, maxPayload: MAX_AGENT_FRAME, perMessageDeflate: false, clientTracking: false });
+    wss.on('error', (err) => this.log.error('websocket server error', { err }));
+    wss.on('connection', (ws, req) => this.onConnection(ws, req.socket.remoteAddress ?? null));
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.listen.port, this.config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.log.error('listener error', { err }));
+    this.server = server;
+    this.wss = wss;
+  }
+
+  private onConnection(ws: WebSocket, address: string | null): void {
+    ws.on('error', () => undefined);
+    if (this.stopped) return ws.terminate();
+    let fromAddress = 0;
+    for (const s of this.handshaking) if (s.address === address) fromAddress++;
+    if (this.handshaking.size >= MAX_HANDSHAKES || fromAddress >= MAX_HANDSHAKES_PER_ADDRESS) {
+      this.log.debug('too many unauthenticated connections; dropping one', { address });
+      return ws.terminate();
+    }
+    const s = new AgentSession(ws, address, this, this.log);
+    this.handshaking.add(s);
+    ws.once('close', () => this.handshaking.delete(s));
+  }
+
+  // --- SessionHost -------------------------------------------------------
+
+  verifierFor(node: string): Verifier | undefined {
+    return this.verifiers.get(node);
+  }
+
+  onHello(s: AgentSession): void {
+    const node = this.nodes.get(s.node!);
+    node?.onConnecting(s.address, Date.now());
+  }
+
+  onRefused(node: string | null, address: string | null, reason: string): void {
+    const at = new Date().toISOString();
+    this.refusals.push({ at, node, address, reason });
+    if (this.refusals.length > 20) this.refusals.shift();
+    if (node !== null) {
+      const t = this.nodes.get(node);
+      if (t) t.lastRefusal = { at, address, reason };
+    }
+  }
+
+  onAuthenticated(s: AgentSession, auth: Auth): { creds: RsyncCredentials; rsyncPort: number; paths: Welcome['paths'] } {
+    const name = s.node!;
+    this.handshaking.delete(s);
+    const previous = this.sessions.get(name);
+    if (previous && previous !== s) {
+      this.log.warn('node connected again; closing its older connection', { node: name });
+      previous.close(CLOSE.replaced, 'replaced by a newer connection');
+      this.nodes.get(name)!.onDisconnect(Date.now());
+    }
+    this.sessions.set(name, s);
+    const node = this.nodes.get(name)!;
+    const sameRun = auth.applied !== null && Buffer.from(auth.applied.session).equals(Buffer.from(this.session));
+    node.onReady(auth.version, Date.now());
+    // An agent that cannot show it followed this run of the master may have missed anything.
+    if (!sameRun) node.markFull();
+    this.log.info('node connected', { node: name, address: s.address, version: auth.version, resume: sameRun });
+    setImmediate(() => this.pump());
+    return {
+      creds: this.credentials.get(name)!,
+      rsyncPort: this.config.rsync.listen.port,
+      paths: this.config.paths.map((p) => ({ name: p.name, exclude: p.exclude })),
+    };
+  }
+
+  onMessage(s: AgentSession, m: AgentMessage): void {
+    const node = this.nodes.get(s.node!)!;
+    const now = Date.now();
+    switch (m.t) {
+      case 'ack':
+        node.onAck(m.seq, now);
+        break;
+      case 'result':
+        node.onResult(m.seq, m.ok, m.runs, now);
+        for (const r of m.runs) {
+          if (r.kind === 'retry' || r.kind === 'fatal' || r.kind === 'refused') {
+            this.log.warn('node sync failed', { node: node.name, path: r.path, kind: r.kind, exit: r.exit, message: r.message });
+          } else {
+            this.log.debug('node synced', { node: node.name, path: r.path, files: r.files, bytes: r.bytes, ms: r.durationMs });
+          }
+        }
+        this.pump();
+        break;
+      case 'progress':
+        node.progress = { path: m.path, percent: m.percent };
+        node.lastSeen = now;
+        break;
+      case 'reject':
+        this.log.warn('node rejected a frame from the master', { node: node.name, seq: m.seq, reason: m.reason });
+        node.lastError = { at: new Date(now).toISOString(), path: null, exit: null, kind: 'rejected', message: m.reason };
+        break;
+    }
+  }
+
+  onClosed(s: AgentSession): void {
+    this.handshaking.delete(s);
+    const name = s.node;
+    if (name === null) return;
+    if (this.sessions.get(name) === s) {
+      this.sessions.delete(name);
+      this.nodes.get(name)!.onDisconnect(Date.now());
+      this.log.info('node disconnected', { node: name });
+    }
+  }
+
+  // --- events to batches --------------------------------------------------
+
+  private onEvents(wp: WatchedPath, events: WatchEvent[]): void {
+    const allowed = this.config.events;
+    const moves = allowed.includes('move');
+    let added = 0;
+    for (const ev of events) {
+      // A rename reaches us as delete + create, so `move` admits both.
+      if (!allowed.includes(ev.kind) && !(moves && (ev.kind === 'create' || ev.kind === 'delete'))) continue;
+      if (wp.matcher.isExcluded(ev.path, ev.isDir)) continue;
+      wp.fresh.add(ev.path, kindOf(ev));
+      added++;
+    }
+    if (added === 0) return;
+    const now = Date.now();
+    wp.lastEvent = now;
+    this.freshOldest ??= now;
+    this.scheduleFlush(now);
+  }
+
+  /** Idle: send at once (after this tick's events). Busy: at most one batch per `delay`. */
+  private scheduleFlush(now: number): void {
+    if (this.flushTimer || this.flushImmediate) return;
+    const wait = this.lastFlush + this.config.delay * 1000 - now;
+    if (wait <= 0) this.flushImmediate = setImmediate(() => this.flush());
+    else this.flushTimer = setTimeout(() => this.flush(), wait);
+  }
+
+  private onWatchProblem(wp: WatchedPath, p: WatchProblem): void {
+    wp.watchErrors++;
+    if (p.kind === 'root') {
+      this.pause(wp, p.message);
+      return;
+    }
+    this.log.error('watch problem; falling back to full syncs of this path', { path: wp.config.name, kind: p.kind, message: p.message });
+    wp.fresh.markFull();
+    this.freshOldest ??= Date.now();
+    this.scheduleFlush(Date.now());
+  }
+
+  private pause(wp: WatchedPath, reason: string): void {
+    if (wp.paused !== null) return;
+    wp.paused = reason;
+    this.log.error('path paused: not propagating anything until its root is back', { path: wp.config.name, reason });
+  }
+
+  private checkRoots(): void {
+    for (const wp of this.paths.values()) {
+      const health = checkRoot(wp.config.watch, wp.identity, wp.config.marker);
+      if (!health.ok) this.pause(wp, health.reason);
+      else if (wp.paused !== null) {
+        this.log.info('path resumed: its root is back; every node gets a full sync of it', { path: wp.config.name });
+        wp.paused = null;
+        for (const n of this.nodes.values()) n.markFull(wp.config.name);
+        this.pump();
+      }
+    }
+  }
+
+  /** Marks every path for a full sync on every node (drift repair, lost events). */
+  reconcile(reason: string): void {
+    this.log.info('full reconciliation', { reason });
+    for (const n of this.nodes.values()) for (const wp of this.paths.values()) n.markFull(wp.config.name);
+    this.pump();
+  }
+
+  private flush(): void {
+    this.flushTimer = null;
+    this.flushImmediate = null;
+    if (this.stopped) return;
+    const now = Date.now();
+    this.lastFlush = now;
+    const fresh: PathChanges[] = [];
+    for (const wp of this.paths.values()) {
+      if (wp.fresh.isEmpty) continue;
+      if (!this.rootOk(wp)) continue; // kept in `fresh` until the root is back
+      fresh.push(wp.fresh.toChanges(wp.config.name));
+      wp.fresh.clear();
+    }
+    const oldest = this.freshOldest ?? now;
+    this.freshOldest = null;
+    for (const wp of this.paths.values()) if (!wp.fresh.isEmpty) this.freshOldest = oldest;
+    if (fresh.length > 0) {
+      const recipients: AgentSession[] = [];
+      for (const node of this.nodes.values()) {
+        const s = this.sessions.get(node.name);
+        if (s && s.ready && !node.hasPending && node.inflight.length < WINDOW && s.bufferedAmount < MAX_BUFFERED) {
+          recipients.push(s);
+        } else {
+          node.absorb(fresh, oldest);
+        }
+      }
+      if (recipients.length > 0) this.send(recipients, fresh, oldest);
+    }
+    this.pump();
+  }
+
+  private rootOk(wp: WatchedPath): boolean {
+    if (wp.paused !== null) return false;
+    const health = checkRoot(wp.config.watch, wp.identity, wp.config.marker);
+    if (!health.ok) {
+      this.pause(wp, health.reason);
+      return false;
+    }
+    return true;
+  }
+
+  /** Sends each node that has room whatever it is owed, as one batch per node. */
+  private pump(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    for (const node of this.nodes.values()) {
+      const s = this.sessions.get(node.name);
+      if (!s || !s.ready || !node.hasPending || node.inflight.length >= WINDOW || s.bufferedAmount >= MAX_BUFFERED) continue;
+      const paused = new Set([...this.paths.values()].filter((wp) => wp.paused !== null).map((wp) => wp.config.name));
+      const { changes, oldest } = node.takePending(paused);
+      if (changes.length === 0) continue;
+      this.send([s], changes, oldest, now);
+    }
+  }
+
+  private send(to: AgentSession[], changes: PathChanges[], oldest: number, now = Date.now()): void {
+    for (const part of splitChanges(changes)) {
+      const seq = ++this.seq;
+      const body = encode({ t: 'batch', session: this.session, seq, to: to.map((s) => s.node!), time: oldest, changes: part });
+      // Signed once, whatever the number of recipients.
+      const frame = seal(this.signer, 'master->agent', body);
+      this.batches++;
+      if (this.dryRun) this.log.info('dry run: batch', { seq, to: to.map((s) => s.node), changes: part });
+      for (const s of to) {
+        this.nodes.get(s.node!)!.recordSent(seq, part, oldest, now);
+        s.sendFrame(frame);
+      }
+    }
+  }
+
+  // --- status -------------------------------------------------------------
+
+  status(): MasterStatus {
+    const now = Date.now();
+    const rs = this.rsyncd.status();
+    return {
+      version: SOFTWARE_VERSION,
+      session: Buffer.from(this.session).toString('hex'),
+      startedAt: new Date(this.startedAt).toISOString(),
+      uptimeSeconds: Math.round((now - this.startedAt) / 1000),
+      batches: this.batches,
+      paths: [...this.paths.values()].map((wp) => ({
+        name: wp.config.name,
+        watch: wp.config.watch,
+        backend: wp.watcher?.backend ?? this.config.watcher,
+        paused: wp.paused,
+        watchErrors: wp.watchErrors,
+        lastEvent: wp.lastEvent === null ? null : new Date(wp.lastEvent).toISOString(),
+      })),
+      rsyncd: { running: rs.running, restarts: rs.restarts, lastError: rs.lastError ?? null },
+      refusals: [...this.refusals],
+      nodes: [...this.nodes.values()].map((n) => {
+        const s = this.sessions.get(n.name);
+        const handshaking = [...this.handshaking].some((h) => h.node === n.name);
+        return n.status(now, handshaking && !(s && s.ready));
+      }),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    if (this.reconcileTimer) clearInterval(this.reconcileTimer);
+    if (this.guardTimer) clearInterval(this.guardTimer);
+    for (const s of [...this.sessions.values(), ...this.handshaking]) s.close(CLOSE.shutdown, 'master shutting down');
+    await Promise.all([...this.paths.values()].map((wp) => wp.watcher?.close()));
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.wss?.close();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections?.();
+    });
+    await this.statusServer?.close();
+    await this.rsyncd.stop();
+    this.log.info('master stopped');
+  }
+}
+
+function kindOf(ev: WatchEvent): ChangeKind {
+  // Deletions may hide a whole tree (and the backend may not know the type).
+  if (ev.kind === 'delete') return 'tree';
+  if (ev.isDir) return ev.kind === 'create' ? 'tree' : 'dir';
+  return 'file';
+}
+
+/** Keeps each batch under the per-frame entry limit. */
+function splitChanges(changes: PathChanges[]): PathChanges[][] {
+  const count = (c: PathChanges) => c.files.length + c.dirs.length + c.trees.length;
+  if (changes.reduce((n, c) => n + count(c), 0) <= MAX_BATCH_ENTRIES) return [changes];
+  const out: PathChanges[][] = [];
+  for (const c of changes) {
+    if (count(c) <= MAX_BATCH_ENTRIES) {
+      out.push([c]);
+      continue;
+    }
+    // Beyond what one frame may carry: a full sync of the path says the same in one line.
+    out.push([{ name: c.name, full: true, files: [], dirs: [], trees: [] }]);
+  }
+  return out;
+}

@@ -1,0 +1,273 @@
+// What the master knows about one node: the changes it still owes it, what is
+// in flight, and the figures the status page shows. No I/O here: the session
+// and the master feed it events and ask it what to send.
+import { ChangeSet } from '../protocol/changeset.js';
+import type { PathChanges } from '../protocol/changes.js';
+import type { RunReport } from '../protocol/messages.js';
+
+export type NodeState =
+  | 'never-connected'
+  | 'connecting'
+  | 'initial-sync'
+  | 'idle'
+  | 'syncing'
+  | 'lagging'
+  | 'error'
+  | 'disconnected';
+
+/** Lag above which a connected node counts as lagging. */
+export const LAGGING_AFTER_S = 30;
+
+export interface InFlight {
+  seq: number;
+  changes: PathChanges[];
+  /** ms epoch of the oldest change this batch carries */
+  oldest: number;
+  sentAt: number;
+  acked: boolean;
+  full: boolean;
+}
+
+export interface NodeError {
+  at: string;
+  path: string | null;
+  exit: number | null;
+  kind: string;
+  message: string;
+}
+
+export interface NodeStatus {
+  name: string;
+  state: NodeState;
+  connected: boolean;
+  connectedSince: string | null;
+  lastSeen: string | null;
+  address: string | null;
+  version: string | null;
+  lastBatchSent: number | null;
+  lastBatchAcked: number | null;
+  lastBatchApplied: number | null;
+  pending: number;
+  inFlight: number;
+  lagSeconds: number;
+  lastSync: { at: string; durationMs: number; files: number; bytes: number; full: boolean } | null;
+  progress: { path: string; percent: number } | null;
+  lastError: NodeError | null;
+  lastRefusal: { at: string; address: string | null; reason: string } | null;
+  syncs: { ok: number; failed: number };
+  bytesTotal: number;
+  filesTotal: number;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+export class NodeTracker {
+  readonly pending = new Map<string, ChangeSet>();
+  /** ms epoch of the oldest change in `pending`, null when nothing is pending */
+  pendingOldest: number | null = null;
+  readonly inflight: InFlight[] = [];
+
+  connected = false;
+  ready = false;
+  everConnected = false;
+  connectedSince: number | null = null;
+  lastSeen: number | null = null;
+  address: string | null = null;
+  version: string | null = null;
+  lastSent: number | null = null;
+  lastAcked: number | null = null;
+  lastApplied: number | null = null;
+  lastSync: NodeStatus['lastSync'] = null;
+  progress: NodeStatus['progress'] = null;
+  lastError: NodeError | null = null;
+  lastRefusal: NodeStatus['lastRefusal'] = null;
+  /** seq of the full sync sent when the node connected, until it is applied */
+  initialSeq: number | null = null;
+  syncsOk = 0;
+  syncsFailed = 0;
+  bytesTotal = 0;
+  filesTotal = 0;
+
+  constructor(
+    readonly name: string,
+    readonly publicKey: Uint8Array,
+    private readonly pathNames: readonly string[],
+    private readonly limit: number,
+  ) {
+    // A node that has never been synced owes a full sync of everything.
+    for (const p of pathNames) this.changesFor(p).markFull();
+    this.pendingOldest = Date.now();
+  }
+
+  private changesFor(path: string): ChangeSet {
+    let cs = this.pending.get(path);
+    if (!cs) {
+      cs = new ChangeSet(this.limit);
+      this.pending.set(path, cs);
+    }
+    return cs;
+  }
+
+  get hasPending(): boolean {
+    for (const cs of this.pending.values()) if (!cs.isEmpty) return true;
+    return false;
+  }
+
+  get pendingCount(): number {
+    let n = 0;
+    for (const cs of this.pending.values()) n += cs.full ? 1 : cs.size;
+    return n;
+  }
+
+  /** Changes this node missed while busy or away join what it is owed. */
+  absorb(changes: readonly PathChanges[], oldest: number): void {
+    for (const c of changes) this.changesFor(c.name).merge(c);
+    if (changes.length > 0) this.pendingOldest = Math.min(this.pendingOldest ?? oldest, oldest);
+  }
+
+  markFull(path?: string): void {
+    for (const p of path === undefined ? this.pathNames : [path]) this.changesFor(p).markFull();
+    this.pendingOldest = Math.min(this.pendingOldest ?? Date.now(), Date.now());
+  }
+
+  /** Empties the pending set into a list of changes to send as one catch-up batch. */
+  takePending(hold: ReadonlySet<string> = new Set()): { changes: PathChanges[]; oldest: number } {
+    const changes: PathChanges[] = [];
+    let held = false;
+    for (const [name, cs] of this.pending) {
+      if (cs.isEmpty) continue;
+      if (hold.has(name)) {
+        held = true;
+        continue;
+      }
+      changes.push(cs.toChanges(name));
+      cs.clear();
+    }
+    const oldest = this.pendingOldest ?? Date.now();
+    if (!held) this.pendingOldest = null;
+    return { changes, oldest };
+  }
+
+  recordSent(seq: number, changes: PathChanges[], oldest: number, now: number): void {
+    const full = changes.some((c) => c.full);
+    if (full && this.lastSent === null) this.initialSeq = seq;
+    this.inflight.push({ seq, changes, oldest, sentAt: now, acked: false, full });
+    this.lastSent = seq;
+  }
+
+  onAck(seq: number, now: number): void {
+    this.lastSeen = now;
+    for (const f of this.inflight) if (f.seq <= seq) f.acked = true;
+    this.lastAcked = Math.max(this.lastAcked ?? 0, seq);
+  }
+
+  /** The agent applied (or gave up on) everything up to `seq`. */
+  onResult(seq: number, ok: boolean, runs: RunReport[], now: number): void {
+    this.lastSeen = now;
+    this.progress = null;
+    let durationMs = 0;
+    let files = 0;
+    let bytes = 0;
+    let full = false;
+    for (const r of runs) {
+      durationMs = Math.max(durationMs, r.durationMs);
+      files += r.files;
+      bytes += r.bytes;
+      full ||= r.full;
+    }
+    this.bytesTotal += bytes;
+    this.filesTotal += files;
+    const failed = runs.filter((r) => r.kind === 'retry' || r.kind === 'fatal' || r.kind === 'refused');
+    if (ok) {
+      this.syncsOk++;
+      this.lastError = null;
+      this.lastSync = { at: new Date(now).toISOString(), durationMs, files, bytes, full };
+    } else {
+      this.syncsFailed++;
+      const r = failed[0];
+      this.lastError = {
+        at: new Date(now).toISOString(),
+        path: r?.path ?? null,
+        exit: r?.exit ?? null,
+        kind: r?.kind ?? 'fatal',
+        message: r?.message ?? 'sync failed',
+      };
+    }
+    // A retryable failure stays in flight: the agent keeps it and tries again.
+    const stillOwed = !ok && failed.some((r) => r.kind === 'retry');
+    if (!stillOwed) {
+      while (this.inflight.length > 0 && this.inflight[0]!.seq <= seq) this.inflight.shift();
+      this.lastApplied = Math.max(this.lastApplied ?? 0, seq);
+      if (this.initialSeq !== null && seq >= this.initialSeq) this.initialSeq = null;
+    }
+  }
+
+  onConnecting(address: string | null, now: number): void {
+    this.address = address;
+    this.lastSeen = now;
+  }
+
+  onReady(version: string, now: number): void {
+    this.connected = true;
+    this.ready = true;
+    this.everConnected = true;
+    this.connectedSince = now;
+    this.lastSeen = now;
+    this.version = version;
+    // Whatever the node is sent first after connecting is its initial sync.
+    this.lastSent = null;
+  }
+
+  /** Whatever was in flight may not have been applied: owe it again. */
+  onDisconnect(now: number): void {
+    this.connected = false;
+    this.ready = false;
+    this.progress = null;
+    this.lastSeen = now;
+    for (const f of this.inflight) this.absorb(f.changes, f.oldest);
+    this.inflight.length = 0;
+  }
+
+  lagSeconds(now: number): number {
+    let oldest = this.pendingOldest ?? Infinity;
+    for (const f of this.inflight) oldest = Math.min(oldest, f.oldest);
+    return oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000);
+  }
+
+  state(now: number, handshaking: boolean): NodeState {
+    if (!this.connected) {
+      if (handshaking) return 'connecting';
+      return this.everConnected ? 'disconnected' : 'never-connected';
+    }
+    if (this.lastError !== null) return 'error';
+    if (this.initialSeq !== null) return 'initial-sync';
+    if (this.lagSeconds(now) > LAGGING_AFTER_S) return 'lagging';
+    if (this.inflight.length > 0 || this.hasPending) return 'syncing';
+    return 'idle';
+  }
+
+  status(now: number, handshaking: boolean): NodeStatus {
+    return {
+      name: this.name,
+      state: this.state(now, handshaking),
+      connected: this.connected,
+      connectedSince: iso(this.connected ? this.connectedSince : null),
+      lastSeen: iso(this.lastSeen),
+      address: this.address,
+      version: this.version,
+      lastBatchSent: this.lastSent,
+      lastBatchAcked: this.lastAcked,
+      lastBatchApplied: this.lastApplied,
+      pending: this.pendingCount + this.inflight.reduce((n, f) => n + f.changes.reduce((m, c) => m + (c.full ? 1 : c.files.length + c.dirs.length + c.trees.length), 0), 0),
+      inFlight: this.inflight.length,
+      lagSeconds: Math.round(this.lagSeconds(now) * 1000) / 1000,
+      lastSync: this.lastSync,
+      progress: this.progress,
+      lastError: this.lastError,
+      lastRefusal: this.lastRefusal,
+      syncs: { ok: this.syncsOk, failed: this.syncsFailed },
+      bytesTotal: this.bytesTotal,
+      filesTotal: this.filesTotal,
+    };
+  }
+}
