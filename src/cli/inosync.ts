@@ -82,7 +82,7 @@ program
     }
     const watch = o.watch === undefined || o.watch === false ? null : o.watch === true ? 2 : Number(o.watch);
     if (watch !== null && !(watch > 0)) fail('--watch takes a positive number of seconds', 2);
-    process.exit(await runStatusCommand({ url, json: o.json, watch, color: process.stdout.isTTY === true }));
+    process.exit(await runStatusCommand({ url, json: o.json, watch, color: process.stdout.isTTY === true && !process.env.NO_COLOR }));
   });
 
 await program.parseAsync();

@@ -4,10 +4,10 @@
 
 import * as z from 'zod';
 import type { Checked } from './checked.js';
-import { excludeProblem } from './exclude.js';
 import { resolveBinary, resolveConfigPath } from './fs-path.js';
 import { parseHostPort } from './hostport.js';
 import { publicKeyProblem } from './pubkey.js';
+import { excludePatternProblem } from '../protocol/excludes.js';
 
 /**
  * YAML reads an empty value (`rsync:` with every child commented out) as
@@ -53,6 +53,13 @@ export const publicKey = () => vettedString(publicKeyProblem);
 export const hostPort = () => checkedString(parseHostPort);
 export const filePath = (dir: string) => checkedString((s) => resolveConfigPath(dir, s));
 export const binary = (dir: string) => checkedString((s) => resolveBinary(dir, s));
+
+/** The master's watcher matches excludes exactly as rsync will, so it vets them too. */
+function excludeProblem(pattern: string): string | null {
+  const p = excludePatternProblem(pattern);
+  return p === null ? null : `${JSON.stringify(pattern)} cannot be used as an rsync exclude: ${p}`;
+}
+
 export const excludeList = () => z.array(vettedString(excludeProblem));
 
 /** setTimeout overflows above 2^31-1 ms (about 24.8 days) and then fires at once. */

@@ -19,14 +19,24 @@ function statOf(p: string): Stat {
   }
 }
 
-/** A secret key must be a regular file nobody but its owner can read or change. */
+/**
+ * A secret key must be a regular file nobody but its owner can read or
+ * change. Symlinks are refused because common/keyfile.ts opens keys with
+ * O_NOFOLLOW.
+ */
 export function secretKeyFileProblem(file: string): string | null {
-  const s = statOf(file);
-  if ('problem' in s) return s.problem;
-  if (!s.stat.isFile()) return `${file} is not a regular file; point this at the secret key file`;
-  const loose = s.stat.mode & 0o077;
-  if (loose !== 0) {
-    const mode = (s.stat.mode & 0o777).toString(8).padStart(3, '0');
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return `${file} does not exist; create it with: inosync keygen ${file}`;
+    const s = statOf(file);
+    return 'problem' in s ? s.problem : `${file} cannot be checked: ${(err as Error).message}`;
+  }
+  if (st.isSymbolicLink()) return `${file} is a symlink, which the daemon refuses to open; point the config at the real file`;
+  if (!st.isFile()) return `${file} is not a regular file; point this at the secret key file`;
+  if ((st.mode & 0o077) !== 0) {
+    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
     return `${file} is accessible by group or others (mode ${mode}), which exposes the secret key; run: chmod 600 ${file}`;
   }
   return null;
@@ -38,14 +48,17 @@ export function regularFileProblem(file: string): string | null {
   return s.stat.isFile() ? null : `${file} is not a regular file; correct the path`;
 }
 
-export function directoryProblem(dir: string): string | null {
+/** `writable` for a directory rsync writes into, not just reads from. */
+export function directoryProblem(dir: string, writable = false): string | null {
   const s = statOf(dir);
   if ('problem' in s) return s.problem;
   if (!s.stat.isDirectory()) return `${dir} is a file, not a directory; point this at a directory`;
+  const { R_OK, W_OK, X_OK } = fs.constants;
   try {
-    fs.accessSync(dir, fs.constants.R_OK | fs.constants.X_OK);
+    fs.accessSync(dir, writable ? R_OK | W_OK | X_OK : R_OK | X_OK);
   } catch {
-    return `${dir} cannot be read by this user; fix its permissions or run as a user that can read it`;
+    const what = writable ? 'written' : 'read';
+    return `${dir} cannot be ${what} by this user; fix its permissions or run as a user that can`;
   }
   return null;
 }

@@ -12,6 +12,7 @@ export function parseHostPort(s: string): Checked<HostPort> {
   const example = 'write HOST:PORT, e.g. 0.0.0.0:7070, or "[::1]:7070" (quoted) for IPv6';
   let host: string;
   let portText: string;
+  if (/^\[[^\]]*\]$/.test(s)) return bad(`"${s}" has no port; ${example}`);
   const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(s);
   if (bracketed) {
     host = bracketed[1]!;

@@ -66,7 +66,7 @@ function typeReason(expected: string, found: unknown): string {
   } else if (expected === 'array') {
     reason += '; write a YAML list ("- item" lines, or [a, b])';
   } else if (expected === 'object') {
-    reason += '; indent the nested keys under it';
+    reason += '; write "key: value" lines here, indented under it';
   } else if (expected === 'string' && (typeof found === 'number' || typeof found === 'boolean')) {
     reason += '; put the value in quotes';
   }

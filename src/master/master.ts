@@ -64,6 +64,8 @@ export interface MasterStatus {
   paths: { name: string; watch: string; backend: string; paused: string | null; watchErrors: number; lastEvent: string | null }[];
   rsyncd: { running: boolean; restarts: number; lastError: string | null };
   refusals: { at: string; node: string | null; address: string | null; reason: string }[];
+  /** refusals since start (the list above keeps only the last 20) */
+  refusalsTotal?: number;
   nodes: NodeStatus[];
 }
 
@@ -90,6 +92,7 @@ export class Master implements SessionHost {
   private reconcileTimer: NodeJS.Timeout | null = null;
   private guardTimer: NodeJS.Timeout | null = null;
   private readonly refusals: MasterStatus['refusals'] = [];
+  private refusalsTotal = 0;
   private stopped = false;
   private readonly dryRun: boolean;
   private statusServer: { port: number; close(): Promise<void> } | null = null;
@@ -232,6 +235,7 @@ export class Master implements SessionHost {
   onRefused(node: string | null, address: string | null, reason: string): void {
     const at = new Date().toISOString();
     this.refusals.push({ at, node, address, reason });
+    this.refusalsTotal++;
     if (this.refusals.length > 20) this.refusals.shift();
     if (node !== null) {
       const t = this.nodes.get(node);
@@ -460,6 +464,7 @@ export class Master implements SessionHost {
       })),
       rsyncd: { running: rs.running, restarts: rs.restarts, lastError: rs.lastError ?? null },
       refusals: [...this.refusals],
+      refusalsTotal: this.refusalsTotal,
       nodes: [...this.nodes.values()].map((n) => {
         const s = this.sessions.get(n.name);
         const handshaking = [...this.handshaking].some((h) => h.node === n.name);

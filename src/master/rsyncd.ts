@@ -1,0 +1,561 @@
+// Runs and supervises the rsync daemon agents pull from: writes its private
+// runtime directory, starts `rsync --daemon --no-detach`, restarts it with
+// backoff when it dies, and on stop leaves neither processes nor files behind.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmod, mkdtemp, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from './rsyncd-conf.js';
+
+export interface RsyncDaemonTiming {
+  /** how long the daemon may take to accept connections */
+  startTimeoutMs: number;
+  /** how long stop() waits after SIGTERM before SIGKILL */
+  stopTimeoutMs: number;
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** a daemon up this long is healthy again: the next restart waits backoffInitialMs */
+  stableAfterMs: number;
+}
+
+export const DEFAULT_TIMING: RsyncDaemonTiming = {
+  startTimeoutMs: 10_000,
+  stopTimeoutMs: 5_000,
+  backoffInitialMs: 100,
+  backoffMaxMs: 5_000,
+  stableAfterMs: 30_000,
+};
+
+export interface RsyncDaemonOptions {
+  /** the rsync executable */
+  binary: string;
+  /** address to listen on (IPv4, IPv6 or a host name) */
+  host: string;
+  /** rsync cannot pick a free port itself (no port 0), so the caller chooses */
+  port: number;
+  modules: readonly RsyncdModule[];
+  /** node name -> credential (as from makeCredentials), or a plain list */
+  credentials: ReadonlyMap<string, RsyncdUser> | readonly RsyncdUser[];
+  /** uid/gid transfers run as; default the master's own. Only root may pick others. */
+  runAs?: { uid: number; gid: number };
+  /** parent of the private runtime directory; default the OS temp dir */
+  runtimeDir?: string;
+  timing?: Partial<RsyncDaemonTiming>;
+}
+
+export interface RsyncDaemonStatus {
+  running: boolean;
+  pid: number | null;
+  restarts: number;
+  lastError: string | null;
+}
+
+/** Payload of the 'exit' event: the daemon died without being asked to. */
+export interface RsyncDaemonExit {
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  uptimeMs: number;
+  /** the next attempt starts after this long */
+  restartInMs: number;
+  message: string;
+}
+
+const PROBE_INTERVAL_MS = 50;
+const LOG_POLL_MS = 200;
+/** The log file is emptied once read past this size: nothing else rotates it. */
+const LOG_MAX_BYTES = 1024 * 1024;
+const PROBE_TIMEOUT_MS = 1_000;
+const TAIL_LINES = 20;
+/** rsync's own "YYYY/MM/DD hh:mm:ss " prefix; the master's logger adds a time already. */
+const RSYNC_TIME_PREFIX = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /;
+
+/** One spawned daemon process and what it said. */
+interface Spawned {
+  proc: ChildProcess;
+  pid: number;
+  startedAt: number;
+  tail: string[];
+  exit: { code: number | null; signal: NodeJS.Signals | null } | null;
+  exited: Promise<void>;
+}
+
+/**
+ * Events:
+ * - 'log' (line: string): a line the daemon wrote (never contains passwords)
+ * - 'exit' (info: RsyncDaemonExit): the daemon, or an attempt to restart it, died
+ * - 'restarted' ({ pid, restarts }): a replacement daemon accepts connections
+ */
+export class RsyncDaemon extends EventEmitter {
+  private readonly timing: RsyncDaemonTiming;
+  private readonly runAs: { uid: number; gid: number };
+  private readonly privileged: boolean;
+  private readonly users: RsyncdUser[];
+  private dir: string | null = null;
+  /** the supervised daemon, once it accepted connections */
+  private child: Spawned | null = null;
+  /** a daemon being started, not yet accepting connections */
+  private launching: Spawned | null = null;
+  private active = false;
+  private stopping = false;
+  private restarts = 0;
+  private lastError: string | null = null;
+  private nextDelay: number;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly onProcessExit = (): void => this.killSync();
+
+  constructor(private readonly opts: RsyncDaemonOptions) {
+    super();
+    this.timing = { ...DEFAULT_TIMING, ...opts.timing };
+    this.nextDelay = this.timing.backoffInitialMs;
+    this.users = [...(isMap(opts.credentials) ? opts.credentials.values() : opts.credentials)];
+    const own = { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
+    this.privileged = own.uid === 0;
+    this.runAs = opts.runAs ?? own;
+    if (!this.privileged && (this.runAs.uid !== own.uid || this.runAs.gid !== own.gid)) {
+      throw new Error(
+        `the rsync daemon can serve as uid ${this.runAs.uid}/gid ${this.runAs.gid} only when the master runs as root ` +
+          `(it runs as uid ${own.uid}); run the master as root or leave runAs unset`,
+      );
+    }
+    if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
+      throw new Error(`rsync daemon port must be 1-65535, got ${String(opts.port)} (rsync cannot pick a free port itself)`);
+    }
+  }
+
+  status(): RsyncDaemonStatus {
+    return {
+      running: this.child !== null,
+      pid: this.child?.pid ?? null,
+      restarts: this.restarts,
+      lastError: this.lastError,
+    };
+  }
+
+  /** Resolves once the daemon accepts connections on host:port. */
+  async start(): Promise<void> {
+    if (this.active) throw new Error('the rsync daemon is already started; stop() it first');
+    this.active = true;
+    this.stopping = false;
+    this.nextDelay = this.timing.backoffInitialMs;
+    process.on('exit', this.onProcessExit);
+    try {
+      // mkdtemp makes the directory 0700: nobody else may read the secrets,
+      // nor swap the exclude files the daemon rereads on every connection.
+      this.dir = await mkdtemp(join(this.opts.runtimeDir ?? tmpdir(), 'inosync-rsyncd-'));
+      await chmod(this.dir, 0o700);
+      await this.writeFiles();
+      this.child = await this.launch();
+    } catch (err) {
+      this.lastError = messageOf(err);
+      await this.teardown();
+      throw err;
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after stopTimeoutMs; removes the runtime directory. */
+  async stop(): Promise<void> {
+    if (!this.active) return;
+    this.stopping = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    await this.teardown();
+  }
+
+  private async teardown(): Promise<void> {
+    const procs = [this.child, this.launching].filter((s): s is Spawned => s !== null);
+    this.child = null;
+    await Promise.all(procs.map((s) => this.terminate(s)));
+    if (this.dir !== null) await rm(this.dir, { recursive: true, force: true });
+    this.dir = null;
+    this.active = false;
+    process.off('exit', this.onProcessExit);
+  }
+
+  /** Written at every (re)start, so a runtime dir removed by a temp cleaner comes back. */
+  private async writeFiles(): Promise<void> {
+    const dir = this.dir;
+    if (dir === null) throw new Error('the rsync daemon was stopped while starting');
+    const files = renderRsyncdConf({
+      modules: this.opts.modules,
+      users: this.users,
+      runAs: this.runAs,
+      dir,
+      privileged: this.privileged,
+    });
+    await writePrivate(join(dir, 'rsyncd.conf'), files.conf);
+    await writePrivate(secretsFilePath(dir), files.secrets);
+    for (const [name, content] of files.excludeFiles) await writePrivate(excludeFilePath(dir, name), content);
+  }
+
+  /** Spawns a daemon and waits until it accepts connections; kills it on failure. */
+  private async launch(): Promise<Spawned> {
+    const { host, port } = this.opts;
+    if (this.stopping || this.dir === null) throw new Error('the rsync daemon was stopped while starting');
+    const problem = await portProblem(host, port);
+    if (problem !== null) throw new Error(problem);
+    const s = await this.spawnDaemon();
+    this.launching = s;
+    try {
+      await this.waitReady(s);
+    } catch (err) {
+      await this.terminate(s);
+      throw err;
+    } finally {
+      this.launching = null;
+    }
+    void s.exited.then(() => this.onUnexpectedExit(s));
+    return s;
+  }
+
+  private async spawnDaemon(): Promise<Spawned> {
+    const { binary, host, port } = this.opts;
+    const tail: string[] = [];
+    const onLine = (line: string): void => {
+      const text = line.replace(RSYNC_TIME_PREFIX, '').trimEnd();
+      if (text === '') return;
+      tail.push(text);
+      if (tail.length > TAIL_LINES) tail.shift();
+      this.emit('log', text);
+    };
+    const log = await LogTail.open(logFilePath(this.dir!), onLine);
+    const args = [
+      '--daemon',
+      // Stay in the foreground as our child, so we see it die and can restart it.
+      '--no-detach',
+      `--config=${join(this.dir!, 'rsyncd.conf')}`,
+      `--port=${port}`,
+      `--address=${unbracket(host)}`,
+    ];
+    return new Promise((resolve, reject) => {
+      const proc = spawn(binary, args, {
+        // Its own process group: stop() signals the daemon and every
+        // per-connection child it forked in one go.
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Only what the daemon needs: nothing of the master's environment
+        // should reach it (rsyncd.conf expands %VAR% references, RSYNC_*
+        // variables change its behaviour).
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
+      });
+      const s: Spawned = { proc, pid: -1, startedAt: Date.now(), tail, exit: null, exited: Promise.resolve() };
+      s.exited = new Promise<void>((done) => {
+        proc.once('exit', (code, signal) => {
+          // Its last words (e.g. why it could not bind) are read before anyone hears it died.
+          void log.close().then(() => {
+            s.exit = { code, signal };
+            done();
+          });
+        });
+      });
+      // Errors from before the log file is open (config, bind) come on stdout/stderr.
+      splitLines(proc.stdout!, onLine);
+      splitLines(proc.stderr!, onLine);
+      proc.once('error', (err: NodeJS.ErrnoException) => {
+        void log.close();
+        if (err.code === 'ENOENT') reject(new Error(`rsync binary "${binary}" not found: install rsync or set rsync.binary to its path`));
+        else if (err.code === 'EACCES') reject(new Error(`rsync binary "${binary}" is not executable: check its permissions or set rsync.binary`));
+        else reject(new Error(`could not start the rsync daemon "${binary}": ${err.message}`));
+      });
+      proc.once('spawn', () => {
+        s.pid = proc.pid!;
+        resolve(s);
+      });
+    });
+  }
+
+  private async waitReady(s: Spawned): Promise<void> {
+    const { host, port } = this.opts;
+    const deadline = Date.now() + this.timing.startTimeoutMs;
+    for (;;) {
+      if (this.stopping) throw new Error('the rsync daemon was stopped while starting');
+      if (s.exit !== null) {
+        throw new Error(
+          `the rsync daemon for ${host}:${port} ${describeExit(s.exit)} while starting` +
+            (s.tail.length > 0 ? `: ${s.tail.slice(-3).join(' | ')}` : '') +
+            '; check that the port is free and the address belongs to this host',
+        );
+      }
+      if (await accepts(probeHost(host), port)) {
+        // A probe answered by some other listener would look the same, but
+        // the port was free just before the spawn, and the daemon is still up.
+        if (s.exit === null) return;
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`the rsync daemon did not accept connections on ${host}:${port} within ${this.timing.startTimeoutMs} ms`);
+      }
+      await sleep(PROBE_INTERVAL_MS);
+    }
+  }
+
+  private onUnexpectedExit(s: Spawned): void {
+    if (this.child !== s || this.stopping) return;
+    this.child = null;
+    // Connection children of the dead daemon would otherwise keep serving
+    // under a supervisor that no longer tracks them.
+    killGroup(s.pid, 'SIGKILL');
+    const uptimeMs = Date.now() - s.startedAt;
+    if (uptimeMs >= this.timing.stableAfterMs) this.nextDelay = this.timing.backoffInitialMs;
+    const exit = s.exit ?? { code: null, signal: null };
+    const last = s.tail.length > 0 ? `; last output: ${s.tail[s.tail.length - 1]}` : '';
+    const message = `the rsync daemon (pid ${s.pid}) ${describeExit(exit)} after ${uptimeMs} ms${last}`;
+    this.lastError = message;
+    const info: RsyncDaemonExit = { pid: s.pid, code: exit.code, signal: exit.signal, uptimeMs, restartInMs: this.nextDelay, message };
+    this.emit('exit', info);
+    this.scheduleRestart();
+  }
+
+  private scheduleRestart(): void {
+    const delay = this.nextDelay;
+    this.nextDelay = Math.min(delay * 2, this.timing.backoffMaxMs);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.restart();
+    }, delay);
+  }
+
+  private async restart(): Promise<void> {
+    if (this.stopping || !this.active) return;
+    try {
+      await this.writeFiles();
+      const s = await this.launch();
+      if (this.stopping) {
+        await this.terminate(s);
+        return;
+      }
+      this.child = s;
+      this.restarts++;
+      this.emit('restarted', { pid: s.pid, restarts: this.restarts });
+    } catch (err) {
+      if (this.stopping) return;
+      this.lastError = messageOf(err);
+      const info: RsyncDaemonExit = { pid: -1, code: null, signal: null, uptimeMs: 0, restartInMs: this.nextDelay, message: this.lastError };
+      this.emit('exit', info);
+      this.scheduleRestart();
+    }
+  }
+
+  /** Ends the daemon and its connection children; resolves when they are gone. */
+  private async terminate(s: Spawned): Promise<void> {
+    killGroup(s.pid, 'SIGTERM');
+    const gone = await Promise.race([s.exited.then(() => true), sleep(this.timing.stopTimeoutMs).then(() => false)]);
+    if (!gone) killGroup(s.pid, 'SIGKILL');
+    await s.exited;
+    // A connection child may still be finishing its SIGTERM handler.
+    if (!(await groupGone(s.pid, this.timing.stopTimeoutMs))) {
+      killGroup(s.pid, 'SIGKILL');
+      await groupGone(s.pid, this.timing.stopTimeoutMs);
+    }
+  }
+
+  /** Last resort when the master exits without stop(): no daemon outlives it. */
+  private killSync(): void {
+    for (const s of [this.child, this.launching]) if (s !== null) killGroup(s.pid, 'SIGKILL');
+    if (this.dir !== null) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Follows the daemon's log file from where it ended when the daemon started. */
+class LogTail {
+  private offset = 0;
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+  private timer: NodeJS.Timeout | null = null;
+  private reading: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly handle: FileHandle,
+    private readonly onLine: (line: string) => void,
+  ) {}
+
+  static async open(path: string, onLine: (line: string) => void): Promise<LogTail> {
+    // 'a+' creates the file (0600) and allows truncating it; rsync appends.
+    const handle = await open(path, 'a+', 0o600);
+    const t = new LogTail(handle, onLine);
+    t.offset = (await handle.stat()).size;
+    t.timer = setInterval(() => void t.poll(), LOG_POLL_MS);
+    t.timer.unref();
+    return t;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.timer !== null) clearInterval(this.timer);
+    await this.poll(true);
+    const rest = this.partial + this.decoder.end();
+    if (rest !== '') this.onLine(rest);
+    this.partial = '';
+    await this.handle.close();
+  }
+
+  private poll(final = false): Promise<void> {
+    if (this.closed && !final) return this.reading;
+    this.reading = this.reading.then(() => this.read()).catch(() => undefined);
+    return this.reading;
+  }
+
+  private async read(): Promise<void> {
+    const { size } = await this.handle.stat();
+    if (size < this.offset) this.offset = 0; // emptied by someone else
+    const buf = Buffer.alloc(64 * 1024);
+    while (this.offset < size) {
+      const { bytesRead } = await this.handle.read(buf, 0, Math.min(buf.length, size - this.offset), this.offset);
+      if (bytesRead === 0) break;
+      this.offset += bytesRead;
+      const lines = (this.partial + this.decoder.write(buf.subarray(0, bytesRead))).split('\n');
+      this.partial = lines.pop()!;
+      for (const l of lines) this.onLine(l);
+    }
+    if (this.offset > LOG_MAX_BYTES && this.partial === '') {
+      // rsync writes with O_APPEND, so its next line lands at the new end.
+      // A line written between the read above and this is lost; rare, and
+      // better than a log that grows for as long as the master runs.
+      await this.handle.truncate(0);
+      this.offset = 0;
+    }
+  }
+}
+
+function isMap(c: RsyncDaemonOptions['credentials']): c is ReadonlyMap<string, RsyncdUser> {
+  return c instanceof Map;
+}
+
+/** Written under a temporary name and renamed: the daemon rereads these on every connection and must never see half a file. */
+async function writePrivate(path: string, content: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, content, { mode: 0o600 });
+  await chmod(tmp, 0o600);
+  await rename(tmp, path);
+}
+
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  if (pgid <= 0) return;
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // ESRCH: the group is already gone
+  }
+}
+
+/**
+ * True once no live process is left in the group. Exited children of a dead
+ * daemon stay zombies until init reaps them, and some container inits never
+ * do; those hold no resources, so /proc is read to skip them.
+ */
+async function groupGone(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (liveGroupMembers(pgid) === 0) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(PROBE_INTERVAL_MS);
+  }
+}
+
+function liveGroupMembers(pgid: number): number {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return groupSignalable(pgid) ? 1 : 0;
+  }
+  let n = 0;
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue; // exited while we looked
+    }
+    // "pid (comm) state ppid pgrp ...": comm may contain spaces and ")".
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') n++;
+  }
+  return n;
+}
+
+function groupSignalable(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why binding host:port would fail, or null when it is free. */
+function portProblem(host: string, port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (err: NodeJS.ErrnoException) => {
+      const where = `${host}:${port}`;
+      if (err.code === 'EADDRINUSE') resolve(`${where} is already in use (another rsync daemon, or one left by an earlier master?): stop it or choose another rsync.listen.port`);
+      else if (err.code === 'EADDRNOTAVAIL') resolve(`${host} is not an address of this host: fix rsync.listen.host`);
+      else if (err.code === 'EACCES') resolve(`not allowed to listen on ${where}: ports below 1024 need root`);
+      else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') resolve(`cannot resolve rsync.listen.host "${host}"`);
+      else resolve(`cannot listen on ${where}: ${err.message}`);
+    });
+    srv.listen({ host: unbracket(host), port, exclusive: true }, () => srv.close(() => resolve(null)));
+  });
+}
+
+function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(PROBE_TIMEOUT_MS, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/** A wildcard address cannot be connected to; its loopback twin reaches the same socket. */
+function probeHost(host: string): string {
+  const h = unbracket(host);
+  if (h === '0.0.0.0' || h === '') return '127.0.0.1';
+  if (h === '::') return '::1';
+  return h;
+}
+
+function unbracket(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let buf = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buf += chunk;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      onLine(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  stream.on('end', () => {
+    if (buf !== '') onLine(buf);
+    buf = '';
+  });
+}
+
+function describeExit(e: { code: number | null; signal: NodeJS.Signals | null }): string {
+  return e.signal !== null ? `was killed by ${e.signal}` : `exited with code ${String(e.code)}`;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,255 @@
+// One batch of changes as one rsync run: the agent pulls from the master's
+// rsync daemon into its target. lsyncd's technique: every changed path and
+// its ancestors are included by name through an include list on stdin, and a
+// final catch-all exclude keeps rsync away from everything else, on both
+// sides: unlisted source entries are not sent, unlisted mirror entries are not
+// deleted, and a listed path missing from the source is deleted (--delete).
+//
+// The rules, all anchored at the module root and matched by rsync 3.2.7 as
+// verified in test/rsync-filter.test.ts:
+// - every listed path and every ancestor, as `/a/b`: no trailing slash, so
+//   the rule matches whatever type the path has now. A path that became a
+//   symlink or a file is then mirrored too, where `/a/b/` (directories only)
+//   would leave the mirror's directory in its place or delete it outright.
+// - a `tree` adds `/a/b/***`: its contents at any depth. `/a/b/***` alone does
+//   not match a non-directory `a/b` (measured), hence the rule above.
+// - a `dir` and a `file` need nothing more: the directory's attributes, or
+//   the one entry.
+// - the directory of each `file` entry adds `/dir/.*.??????`, which is the
+//   shape of rsync's temporary files (`.name.XXXXXX`). rsync removes its
+//   temporary file on SIGTERM, SIGINT, SIGHUP and its own timeouts, but one
+//   killed outright (SIGKILL, OOM, power loss) leaves it in the target, where
+//   the catch-all would protect it forever. Including the shape makes the next
+//   run of that directory delete it; at worst it also syncs a real source
+//   file of that shape, which is what a full sync would do anyway. Under a
+//   `tree`, the `***` rule already covers them, and so does a full sync.
+//
+// The catch-all is `-p *` rather than `--exclude=*`: a perishable rule is
+// ignored inside a directory that rsync is deleting. With a plain exclude, a
+// directory that vanished from the source keeps everything the batch did not
+// list, and rsync reports "cannot delete non-empty directory" yet exits 0; the
+// mirror silently keeps a directory the origin no longer has. Configured
+// excludes stay non-perishable: what they name is protected everywhere.
+import type { PathChanges } from './changes.js';
+import { ancestorsOf, parentOf, relPathProblem } from './relpath.js';
+
+/**
+ * The longest rule rsync 3.2.7 reads from an include file (4095 bytes,
+ * measured). It discards a longer one with a message and still exits 0, so a
+ * path whose rules would not fit is synced as a tree of its deepest ancestor
+ * whose rules do.
+ */
+export const MAX_RULE_BYTES = 4095;
+
+/** rsync's temporary files: `.` + name (maybe truncated) + `.` + 6 random characters. */
+const TEMP_FILES = '.*.??????';
+
+// rsync treats a rule as a wildcard pattern, where backslash escapes, only
+// when it contains one of `*?[`; otherwise it compares the rule literally and
+// a backslash is just a backslash. So a name is escaped only in a rule that
+// needs wildcards anyway (`***`, the temp-file shape) or that the name itself
+// would turn into one, and then backslashes are escaped too.
+const WILDCARDS = /[*?[]/;
+const ESCAPED = /[\\*?[]/g;
+
+function escaped(rel: string): string {
+  return rel.replace(ESCAPED, '\\$&');
+}
+
+function nameRule(rel: string): string {
+  return '/' + (WILDCARDS.test(rel) ? escaped(rel) : rel);
+}
+
+function subtreeRule(rel: string): string {
+  return `/${escaped(rel)}/***`;
+}
+
+function tempFilesRule(dir: string): string {
+  return dir === '' ? `/${TEMP_FILES}` : `/${escaped(dir)}/${TEMP_FILES}`;
+}
+
+const fits = (rule: string): boolean => Buffer.byteLength(rule) <= MAX_RULE_BYTES;
+
+interface IncludePlan {
+  /** sorted, distinct */
+  rules: string[];
+  /** tree entries actually used (long paths may widen into trees) */
+  trees: number;
+}
+
+function planIncludes(changes: PathChanges): IncludePlan {
+  if (changes.full) throw new Error('a full sync has no include list');
+  const named = new Set<string>();
+  const trees = new Set<string>();
+  const tempDirs = new Set<string>();
+
+  const asTree = (rel: string): void => {
+    if (fits(subtreeRule(rel))) {
+      trees.add(rel);
+      named.add(rel);
+      return;
+    }
+    // Widen to the deepest ancestor that fits. A top-level name always does:
+    // at most 255 bytes, 510 escaped.
+    const ancestors = ancestorsOf(rel);
+    for (let i = ancestors.length - 1; i >= 0; i--) {
+      const a = ancestors[i]!;
+      if (fits(subtreeRule(a))) {
+        trees.add(a);
+        named.add(a);
+        return;
+      }
+    }
+    throw new Error(`no rsync rule can hold ${JSON.stringify(rel)}`);
+  };
+
+  for (const rel of changes.trees) asTree(checked(rel));
+  for (const rel of changes.dirs) {
+    if (fits(nameRule(checked(rel)))) named.add(rel);
+    else asTree(rel);
+  }
+  for (const rel of changes.files) {
+    const dir = parentOf(checked(rel));
+    if (fits(nameRule(rel)) && fits(tempFilesRule(dir))) {
+      named.add(rel);
+      tempDirs.add(dir);
+    } else asTree(rel);
+  }
+
+  const rules = new Set<string>();
+  for (const rel of named) {
+    rules.add(nameRule(rel));
+    for (const a of ancestorsOf(rel)) rules.add(nameRule(a));
+  }
+  for (const rel of trees) rules.add(subtreeRule(rel));
+  for (const dir of tempDirs) rules.add(tempFilesRule(dir));
+  return { rules: [...rules].sort(), trees: trees.size };
+}
+
+function checked(rel: string): string {
+  const problem = relPathProblem(rel);
+  if (problem) throw new TypeError(`bad relative path ${JSON.stringify(rel)}: ${problem}`);
+  return rel;
+}
+
+/** The include rules for an incremental run, each terminated by NUL (for --from0), sorted. */
+export function includeList(changes: PathChanges): Buffer {
+  return encodeRules(planIncludes(changes).rules);
+}
+
+function encodeRules(rules: string[]): Buffer {
+  return Buffer.from(rules.map((r) => r + '\0').join(''), 'utf8');
+}
+
+export interface RsyncRunSpec {
+  /** the rsync program; the caller spawns it with `args` */
+  binary: string;
+  /** rsync://host:port/MODULE/ */
+  url: string;
+  /** overrides `url`: an rsync:// URL or an absolute local directory ending in '/' (tests) */
+  source?: string;
+  /** absolute directory */
+  target: string;
+  /** configured rsync exclude patterns */
+  excludes: string[];
+  changes: PathChanges;
+  /** KiB/s, 0 = no limit */
+  bwlimit: number;
+  /** seconds of I/O silence before rsync gives up, 0 = never */
+  timeout: number;
+  /** raw extra arguments from the config, placed after ours so they can override */
+  extra: string[];
+  /** refuse to delete more than this many entries, 0 = no limit */
+  maxDelete: number;
+  /** whether rsync runs as root: only root can give files their owner and any group */
+  isRoot: boolean;
+  /** rsync's own -n */
+  dryRun?: boolean;
+}
+
+// host[:port] without '/', then a module name, then the slash that makes
+// rsync copy the module's contents rather than the module directory.
+const DAEMON_URL = /^rsync:\/\/[^/\s]+\/[^/\0]+\/$/;
+
+export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buffer | null } {
+  const source = spec.source ?? spec.url;
+  const daemon = source.startsWith('rsync://');
+  if (daemon ? !DAEMON_URL.test(source) : !(source.startsWith('/') && source.endsWith('/'))) {
+    throw new TypeError(`rsync source must be rsync://host:port/MODULE/ or an absolute directory ending in '/', got ${JSON.stringify(source)}`);
+  }
+  if (!spec.target.startsWith('/')) throw new TypeError(`rsync target must be absolute, got ${JSON.stringify(spec.target)}`);
+  if (/^\/+$/.test(spec.target)) throw new TypeError('refusing to mirror into the filesystem root');
+  // The trailing slash names the directory itself even when it is a symlink to one.
+  const target = spec.target.endsWith('/') ? spec.target : spec.target + '/';
+  const bwlimit = count('bwlimit', spec.bwlimit);
+  const timeout = count('timeout', spec.timeout);
+  const maxDelete = count('maxDelete', spec.maxDelete);
+  for (const e of spec.excludes) {
+    if (e === '' || e.includes('\0')) throw new TypeError(`bad exclude pattern ${JSON.stringify(e)}`);
+  }
+
+  const plan = spec.changes.full ? null : planIncludes(spec.changes);
+  const args: string[] = [
+    // Recursive, symlinks copied as symlinks (never followed), perms, times,
+    // devices and specials. Owner and group only as root: for anyone else -o
+    // fails on every file and -g on most.
+    spec.isRoot ? '-rlptgoD' : '-rlptD',
+    // --delete: a listed path gone from the source goes from the mirror.
+    // Deletions happen during the transfer (rsync's default), directory by
+    // directory, which frees space before new data lands and needs no list
+    // kept to the end; --delete-delay/--delete-after only pay off with
+    // --fuzzy or --delay-updates, which we do not use.
+    // --force: lsyncd passes it; it lets a directory be replaced by a file
+    // even if an `extra` turns deletions off.
+    // No --ignore-errors: after an I/O error on the source rsync skips
+    // deletions rather than act on an incomplete file list.
+    '--delete',
+    '--force',
+    // The quick check compares size and mtime, by default in whole seconds,
+    // so a same-size rewrite within the second of the copy would be skipped.
+    // A negative window compares nanoseconds (receiver >= 3.1.3).
+    '--modify-window=-1',
+  ];
+  // Even nanoseconds can tie: a kernel without multigrain timestamps (before
+  // Linux 6.13, or other filesystems) stamps mtimes from a clock that ticks
+  // every 1-10 ms, so a same-size rewrite in the tick of an earlier copy looks
+  // unchanged. When every entry names precisely what changed (no tree), the
+  // listed files were written, so comparing them all costs about what the
+  // transfer costs anyway (measured: 1000 rewritten 4 KiB files, same time
+  // with and without). A tree may be a collapsed subtree of unchanged files,
+  // or a full sync the whole module, where it would mean re-reading all of it
+  // on both sides.
+  if (plan && plan.trees === 0) args.push('--ignore-times');
+  if (daemon) {
+    // Batches are small and latency-bound; without it Nagle plus delayed ACKs
+    // add ~80 ms stalls. The daemon sets it on its side too.
+    args.push('--sockopts=TCP_NODELAY');
+    // rsync refuses --contimeout without a daemon.
+    if (timeout > 0) args.push(`--contimeout=${timeout}`);
+  }
+  if (timeout > 0) args.push(`--timeout=${timeout}`);
+  if (bwlimit > 0) args.push(`--bwlimit=${bwlimit}`);
+  // --max-delete=0 would forbid deletions altogether.
+  if (maxDelete > 0) args.push(`--max-delete=${maxDelete}`);
+  // Counts for parseRsyncStats, as plain digits: the default level 1 adds
+  // locale-dependent thousands separators. No --out-format: a line per file
+  // grows without bound on a big run, and the totals are all we report.
+  args.push('--stats', '--no-human-readable');
+  if (spec.dryRun) args.push('--dry-run');
+  args.push(...spec.extra);
+  // Excludes before the include list: the first matching rule wins, so what
+  // they name is neither sent nor deleted, even when a batch lists it.
+  for (const e of spec.excludes) args.push(`--exclude=${e}`);
+  // --from0 must come first: rsync reads the include file when it parses
+  // --include-from. NUL-separated rules carry any name, newlines included.
+  if (plan) args.push('--from0', '--include-from=-', '--filter=-p *');
+  // rsync has no `--` before rsync:// operands, so the operands must not be
+  // mistakable for options: both start with "rsync://" or "/".
+  args.push(source, target);
+  return { args, stdin: plan ? encodeRules(plan.rules) : null };
+}
+
+function count(name: string, n: number): number {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative integer, got ${n}`);
+  return n;
+}
