@@ -327,12 +327,13 @@ describe('ChangeSet collapse', () => {
     assert.deepEqual(changes(shallow), { full: false, files: ['y', 'z'], dirs: [], trees: ['p'] });
   });
 
+  // Insertion orders below are chosen so that the trie's own order differs from the preferred one.
   it('at one depth, prefers the directory holding more entries', () => {
     const cs = set(10, [
+      ...Array.from({ length: 7 }, (_, i): [string, ChangeKind] => [`z/${i}`, 'file']),
       ['b/1', 'file'],
       ['b/2', 'file'],
       ['b/3', 'file'],
-      ...Array.from({ length: 7 }, (_, i): [string, ChangeKind] => [`z/${i}`, 'file']),
     ]);
     cs.add('c', 'file'); // 11 > 10, target 5: z (7 entries) -> 5, done; b stays precise
     assert.deepEqual(changes(cs), { full: false, files: ['b/1', 'b/2', 'b/3', 'c'], dirs: [], trees: ['z'] });
@@ -340,7 +341,7 @@ describe('ChangeSet collapse', () => {
 
   it('at one depth and count, prefers the lower path', () => {
     const five = (d: string) => Array.from({ length: 5 }, (_, i): [string, ChangeKind] => [`${d}/${i}`, 'file']);
-    const cs = set(14, [...five('c').slice(0, 4), ...five('b'), ...five('a')]);
+    const cs = set(14, [...five('a'), ...five('b'), ...five('c').slice(0, 4)]);
     cs.add('c/4', 'file'); // 15 > 14, target 7: a -> 11, b -> 7, done; c stays precise
     assert.deepEqual(changes(cs), { full: false, files: five('c').map(([p]) => p), dirs: [], trees: ['a', 'b'] });
   });
@@ -372,6 +373,15 @@ describe('ChangeSet collapse', () => {
     ]);
     tie.add('t4', 'file'); // 10 > 9, target 4: s/a -> 9, s/b -> 8, s (2) -> 7, u -> 6 > 4: full
     assert.equal(tie.full, true);
+
+    // p/a holds one entry once p/a/x is collapsed: turning it into a tree would only lose precision.
+    const precise = set(7, [
+      ['p/a/x/1', 'file'],
+      ['p/a/x/2', 'file'],
+      ...Array.from({ length: 5 }, (_, i): [string, ChangeKind] => [`q/${i}`, 'file']),
+    ]);
+    precise.add('z', 'file'); // 8 > 7, target 3: p/a/x -> 7, (p/a skipped), q -> 3
+    assert.deepEqual(changes(precise), { full: false, files: ['z'], dirs: [], trees: ['p/a/x', 'q'] });
   });
 
   it('leaves alone directories holding one entry: collapsing them frees nothing', () => {

@@ -1,8 +1,10 @@
 // Property test: on random trees and random pattern lists, the matcher must
 // reach the same verdict as rsync itself, both as a client (--exclude) and as
-// a daemon (`exclude from`, which rewrites some rules). Every case derives
-// from one seed; a failure prints it, and EXCLUDES_SEED=<seed> replays that
-// case first. EXCLUDES_TREES raises the number of trees for a longer hunt.
+// a daemon (`exclude from`, which rewrites some rules). Half of the daemon
+// modules get their exclude file from the master's own renderer, which adds a
+// "PATTERN/***" line per pattern. Every case derives from one seed; a failure
+// prints it, and EXCLUDES_SEED=<seed> replays that case first.
+// EXCLUDES_TREES raises the number of trees for a longer hunt.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -12,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileExcludes, excludePatternProblem } from '../src/protocol/excludes.js';
 import { ancestorsOf } from '../src/protocol/relpath.js';
+import { renderRsyncdConf } from '../src/master/rsyncd-conf.js';
 import { findFreePort } from './helpers/ports.js';
 
 const RSYNC = 'rsync';
@@ -62,13 +65,13 @@ function randomTree(rng: Rng): Entry[] {
   let out: Entry[] = [];
   const grow = (dir: string, depth: number) => {
     const seen = new Set<string>();
-    const n = int(rng, depth === 0 ? 7 : 5);
+    const n = depth === 0 ? 4 + int(rng, 8) : int(rng, 7);
     for (let i = 0; i < n && out.length < 120; i++) {
       const name = randomName(rng);
       if (seen.has(name)) continue;
       seen.add(name);
       const rel = dir === '' ? name : `${dir}/${name}`;
-      const isDir = depth < 4 && rng() < 0.45;
+      const isDir = depth < 4 && rng() < 0.5;
       out.push({ rel, isDir });
       if (isDir) grow(rel, depth + 1);
     }
@@ -98,8 +101,8 @@ function escapeGlob(s: string): string {
 
 function randomComponent(rng: Rng, names: readonly string[]): string {
   const r = rng();
-  if (r < 0.08) return '**';
-  if (r < 0.16) return '*';
+  if (r < 0.05) return '**';
+  if (r < 0.1) return '*';
   if (r < 0.4) return pick(rng, names);
   if (r < 0.5) return escapeGlob(pick(rng, names));
   let s = '';
@@ -111,7 +114,7 @@ function randomComponent(rng: Rng, names: readonly string[]): string {
     else if (k < 0.55) s += '?';
     else if (k < 0.7) s += pick(rng, CLASSES);
     else if (k < 0.8) s += pick(rng, ESCAPES);
-    else if (k < 0.9) s += pick(rng, names).slice(0, 2);
+    else if (k < 0.95) s += pick(rng, names).slice(0, 2);
     else s += '**';
   }
   return s;
@@ -188,13 +191,25 @@ interface Daemon {
   stop(): Promise<void>;
 }
 
+/**
+ * A daemon exclude file: "- PATTERN" lines, so that rsync takes each pattern
+ * verbatim (a bare line could be a comment, a "+ " include or a "!" clear),
+ * or whatever the master's renderer makes of the list.
+ */
+function excludeFileContent(patterns: readonly string[], renderer: boolean): string {
+  if (!renderer) return patterns.map((p) => `- ${p}\n`).join('');
+  const modules = [{ name: 'm', path: '/', excludes: patterns }];
+  const spec = { modules, users: [{ user: 'u', password: 'p' }], runAs: { uid: 0, gid: 0 }, dir: '/' };
+  return renderRsyncdConf(spec).excludeFiles.get('m')!;
+}
+
 /** One rsync daemon with a module per job, each reading its patterns through `exclude from`. */
 async function startDaemon(work: string, jobs: readonly Job[]): Promise<Daemon> {
   const ids = process.getuid && process.getgid ? `uid = ${process.getuid()}\ngid = ${process.getgid()}\n` : '';
   let conf = `use chroot = no\nreverse lookup = no\nlog file = ${join(work, 'rsyncd.log')}\n${ids}`;
   for (const j of jobs) {
     const excludeFile = join(work, `${j.module}.exclude`);
-    writeFileSync(excludeFile, j.patterns.map((p) => p + '\n').join(''));
+    writeFileSync(excludeFile, excludeFileContent(j.patterns, j.renderer));
     conf += `[${j.module}]\npath = ${j.src}\nread only = yes\nexclude from = ${excludeFile}\n`;
   }
   const confFile = join(work, 'rsyncd.conf');
@@ -242,6 +257,8 @@ interface Job {
   src: string;
   patterns: string[];
   module: string;
+  /** daemon only: exclude file from the master's renderer */
+  renderer: boolean;
 }
 
 function makeCase(seed: number): Case {
@@ -292,7 +309,7 @@ async function compareAll(mode: 'client' | 'daemon', trees: number): Promise<voi
       const src = join(work, `src${i}`);
       mkdirSync(src);
       writeTree(src, c.tree);
-      c.lists.forEach((patterns, k) => jobs.push({ c, src, patterns, module: `m${i}_${k}` }));
+      c.lists.forEach((patterns, k) => jobs.push({ c, src, patterns, module: `m${i}_${k}`, renderer: k % 2 === 1 }));
     }
     const dst = join(work, 'dst'); // stays empty: every run is a dry run
     mkdirSync(dst);
@@ -305,7 +322,7 @@ async function compareAll(mode: 'client' | 'daemon', trees: number): Promise<voi
         ? [`rsync://127.0.0.1:${daemon.port}/${job.module}/`]
         : [...job.patterns.map((p) => `--exclude=${p}`), job.src + '/'];
       const transferred = parseNames(await run([...LIST_ARGS, ...from, dst + '/']));
-      const how = daemon ? 'rsync daemon "exclude from"' : 'rsync --exclude';
+      const how = !daemon ? 'rsync --exclude' : `rsync daemon "exclude from" (${job.renderer ? "the master's renderer" : '"- PATTERN" lines'})`;
       const msg = firstDisagreement(job.c, job.patterns, transferred, how);
       if (msg) failures.push({ i, msg });
     });

@@ -436,6 +436,7 @@ export class Master implements SessionHost {
       const frame = seal(this.signer, 'master->agent', body);
       this.batches++;
       if (this.dryRun) this.log.info('dry run: batch', { seq, to: to.map((s) => s.node), changes: part });
+      else this.log.debug('batch', { seq, to: to.map((s) => s.node), entries: summarize(part) });
       for (const s of to) {
         this.nodes.get(s.node!)!.recordSent(seq, part, oldest, now);
         s.sendFrame(frame);
@@ -492,6 +493,12 @@ export class Master implements SessionHost {
     await this.rsyncd.stop();
     this.log.info('master stopped');
   }
+}
+
+function summarize(changes: PathChanges[]): string {
+  return changes
+    .map((c) => (c.full ? `${c.name}:full` : `${c.name}:${[...c.files, ...c.dirs.map((d) => d + '/'), ...c.trees.map((t) => t + '/***')].slice(0, 5).join(',')}${c.files.length + c.dirs.length + c.trees.length > 5 ? ',...' : ''}`))
+    .join(' ');
 }
 
 function kindOf(ev: WatchEvent): ChangeKind {

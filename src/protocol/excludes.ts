@@ -31,7 +31,11 @@ export class ExcludePatternError extends Error {
   }
 }
 
-/** Why rsync (as client option or daemon `exclude from` line) would not read `pattern` the way we do, or null. */
+/**
+ * Why rsync would not read `pattern` the way the matcher does, or null. The
+ * syntax is that of --exclude; a daemon exclude file must hold it as a
+ * "- PATTERN" line (a bare line starting with "#" or ";" is a comment there).
+ */
 export function excludePatternProblem(pattern: string): string | null {
   const r = analyse(pattern);
   return 'problem' in r ? r.problem : null;
@@ -164,7 +168,6 @@ function formProblem(pattern: string): string | null {
   if (Buffer.byteLength(pattern) > PATH_MAX) return `longer than ${PATH_MAX} bytes`;
   if (/^[-+] /.test(pattern)) return 'rsync reads a leading "- " or "+ " as a rule prefix; write "[-] ..." to match a name starting with "- "';
   if (pattern === '!') return 'rsync reads "!" as "clear the exclude list"';
-  if (/^[#;]/.test(pattern)) return 'the rsync daemon reads a line starting with "#" or ";" as a comment; write "[#]..." or "[;]..." instead';
   if (/^\/+$/.test(pattern)) return 'the transfer root itself is never excluded; use "/*" to exclude everything in it';
   if (pattern.includes('//')) return 'contains an empty path component ("//"), which never matches';
   if (pattern.split('/').some((c) => c === '.' || c === '..')) return 'contains a "." or ".." component, which never matches';

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { generateKeyFile } from '../../src/common/keyfile.js';
 import type { MasterStatus } from '../../src/master/master.js';
 import { findFreePort } from './ports.js';
-import { snapshotTree, assertTreesEqual } from './tree.js';
+import { snapshotTree, assertTreesEqual, type Entry } from './tree.js';
+import { compileExcludes } from '../../src/protocol/excludes.js';
 
 const DIST = new URL('../../src/cli/', import.meta.url).pathname;
 
@@ -203,7 +204,7 @@ export class Cluster {
           const o = await snapshotTree(this.origin(p.name));
           for (const m of which) {
             try {
-              assertTreesEqual(o, await snapshotTree(this.mirror(m, p.name)), { ignore: this.ignoredFor(p) });
+              assertTreesEqual(o, await snapshotTree(this.mirror(m, p.name)), { ignore: this.ignoredFor(p, o) });
             } catch {
               return false;
             }
@@ -217,7 +218,7 @@ export class Cluster {
           const lines: string[] = [];
           for (const m of which) {
             try {
-              assertTreesEqual(o, await snapshotTree(this.mirror(m, p.name)), { ignore: this.ignoredFor(p) });
+              assertTreesEqual(o, await snapshotTree(this.mirror(m, p.name)), { ignore: this.ignoredFor(p, o) });
             } catch (err) {
               lines.push(`mirror${m}: ${(err as Error).message}`);
             }
@@ -228,8 +229,13 @@ export class Cluster {
     }
   }
 
-  private ignoredFor(_p: ClusterPath): (rel: string) => boolean {
-    return () => false;
+  /** Excluded paths exist on the origin but must never reach a mirror. */
+  private ignoredFor(p: ClusterPath, origin: Map<string, Entry>): (rel: string) => boolean {
+    const m = compileExcludes(p.exclude ?? []);
+    return (rel) => {
+      const e = origin.get(rel);
+      return e !== undefined && m.matchesSelf(rel, e.type === 'dir');
+    };
   }
 
   logs(lines = 40): string {
@@ -248,7 +254,8 @@ export class Cluster {
 
   async cleanup(): Promise<void> {
     await Promise.all([this.stopMaster('SIGKILL'), ...this.agents.map((_, i) => this.stopAgent(i, 'SIGKILL'))]);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.INOSYNC_KEEP_TEST_DIRS) process.stderr.write(`kept ${this.dir}\n`);
+    else rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
