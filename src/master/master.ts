@@ -502,9 +502,10 @@ function summarize(changes: PathChanges[]): string {
 }
 
 function kindOf(ev: WatchEvent): ChangeKind {
-  // Deletions may hide a whole tree (and the backend may not know the type).
-  if (ev.kind === 'delete') return 'tree';
-  if (ev.isDir) return ev.kind === 'create' ? 'tree' : 'dir';
+  // A deleted plain path stays a `file` entry: rsync's perishable catch-all
+  // still removes it if it was a directory on the mirror, and a batch of
+  // files keeps --ignore-times. A deleted or new directory covers its subtree.
+  if (ev.isDir) return ev.kind === 'create' || ev.kind === 'delete' ? 'tree' : 'dir';
   return 'file';
 }
 

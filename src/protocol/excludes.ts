@@ -333,13 +333,13 @@ const END_SRC: Record<End, string> = {
 type Variant = 'closureFile' | 'closureDir' | 'selfFile' | 'selfDir';
 
 function combine(rules: readonly Rule[], v: Variant): RegExp {
-  const group = { n: 0 };
+  const groups: Groups = { n: 0 };
   const alts: string[] = [];
-  for (const r of rules) alts.push(...alternatives(r, v, group));
+  for (const r of rules) alts.push(...alternatives(r, v, groups));
   return alts.length === 0 ? /(?!)/ : new RegExp(alts.map((a) => `(?:${a})`).join('|'));
 }
 
-function alternatives(r: Rule, v: Variant, g: { n: number }): string[] {
+function alternatives(r: Rule, v: Variant, g: Groups): string[] {
   const isDir = v === 'closureDir' || v === 'selfDir';
   const closure = v === 'closureFile' || v === 'closureDir';
   if (!r.wild3) {
@@ -358,12 +358,12 @@ function alternatives(r: Rule, v: Variant, g: { n: number }): string[] {
   return out;
 }
 
-function anchoredAt(start: Start, toks: readonly Tok[], end: End, g: { n: number }): string[] {
+function anchoredAt(start: Start, toks: readonly Tok[], end: End, g: Groups): string[] {
   switch (start) {
     case 'anchor':
-      return ['^' + sequence(toks, end, g)];
+      return [sequence('^', toks, end, g)];
     case 'boundary':
-      return ['(?:^|/)' + sequence(toks, end, g)];
+      return [sequence('(?:^|/)', toks, end, g)];
     case 'vslash': {
       // Match "/" + path: strip the virtual '/' off the front of the pattern.
       // With nothing left, the "***" after these tokens swallows it.
@@ -371,49 +371,79 @@ function anchoredAt(start: Start, toks: readonly Tok[], end: End, g: { n: number
       const out: string[] = [];
       const [t0, t1] = toks;
       if (t0?.kind === 'star2') {
-        out.push('^' + sequence(toks, end, g));
-        if (t1?.kind === 'slash') out.push('^' + sequence(toks.slice(2), end, g));
+        out.push(sequence('^', toks, end, g));
+        if (t1?.kind === 'slash') out.push(sequence('^', toks.slice(2), end, g));
       } else if (t0?.kind === 'slash') {
-        out.push('^' + sequence(toks.slice(1), end, g));
+        out.push(sequence('^', toks.slice(1), end, g));
       }
       return out;
     }
   }
 }
 
-/**
- * Token sequence as regex source. Naive backtracking over several stars can
- * take time exponential in the path length, and paths come from whoever can
- * write in the watched tree. A star followed by a fixed-width segment and
- * then a star that can absorb whatever lies past that segment's earliest
- * match may commit to the earliest match: an atomic `(?=(X*?A))\N` step
- * (JavaScript lookaheads never backtrack into).
- * That holds when the next star is "**", or when both stars are single '*'
- * (both stay within one component). "**" then segment then '*' must keep
- * backtracking: the '*' cannot absorb a '/'.
+/** Numbers the capture groups of one combined regex. */
+interface Groups {
+  n: number;
+}
+
+/*
+ * Naive backtracking over several stars takes time polynomial in the path
+ * length with the number of stars as exponent, and paths come from whoever
+ * can write in the watched tree. So the regex commits, where that loses no
+ * match, to the earliest match of a part: `(?=(X*?A))\N` finds it and a
+ * lookahead is never backtracked into.
+ *
+ * Split at "**", a pattern is groups of fixed pieces joined by single '*'s,
+ * which stay within one component. Inside a group, taking each piece at its
+ * earliest position never hurts: the next '*' can absorb the difference (a
+ * piece holding a '/' has only one position anyway). And a group's earliest
+ * start gives its earliest end, which is all that a following "**" needs.
+ * Only the last group, which must end at a component boundary, backtracks.
  */
-function sequence(toks: readonly Tok[], end: End, g: { n: number }): string {
-  let src = '';
-  let i = 0;
-  while (i < toks.length && !isStar(toks[i]!)) src += toks[i++]!.src;
-  while (i < toks.length) {
-    const star = toks[i++]!;
-    let seg = '';
-    while (i < toks.length && !isStar(toks[i]!)) seg += toks[i++]!.src;
-    const next = toks[i];
-    const absorbs = next ? next.kind === 'star2' || (next.kind === 'star' && star.kind === 'star') : end === 'open' || end === 'openDir';
-    if (absorbs && seg !== '') {
-      const n = ++g.n;
-      src += `(?=(${star.src}?${seg}))(?:\\${n})`;
-    } else {
-      src += star.src + seg;
-    }
+function sequence(start: '^' | '(?:^|/)', toks: readonly Tok[], end: End, g: Groups): string {
+  const groups: Tok[][] = [[]];
+  for (const t of toks) {
+    if (t.kind === 'star2') groups.push([]);
+    else groups[groups.length - 1]!.push(t);
+  }
+  const last = groups.length - 1;
+  const absorbing = end === 'open' || end === 'openDir';
+  let src =
+    start !== '^' && last > 0
+      ? '^' + commit('(?:[^]*?/)?', groups[0]!, g) // the earliest boundary where the first group fits
+      : start + group(groups[0]!, last > 0 || absorbing, g);
+  for (let i = 1; i <= last; i++) {
+    const grp = groups[i]!;
+    if (grp.length > 0 && (i < last || absorbing)) src += commit('[^]*?', grp, g);
+    else src += STAR2.src + group(grp, false, g);
   }
   return src + END_SRC[end];
 }
 
-function isStar(t: Tok): boolean {
-  return t.kind === 'star' || t.kind === 'star2';
+/** `prefix` then the group at its earliest position, committed. */
+function commit(prefix: string, grp: readonly Tok[], g: Groups): string {
+  const n = ++g.n; // the outer group opens first, so it takes the lower number
+  return `(?=(${prefix}${group(grp, true, g)}))(?:\\${n})`;
+}
+
+/** Fixed pieces joined by single '*'; each piece is committed unless it is the last one and `commitLast` is false. */
+function group(grp: readonly Tok[], commitLast: boolean, g: Groups): string {
+  const pieces: string[] = [''];
+  for (const t of grp) {
+    if (t.kind === 'star') pieces.push('');
+    else pieces[pieces.length - 1] += t.src;
+  }
+  let src = pieces[0]!;
+  for (let j = 1; j < pieces.length; j++) {
+    const piece = pieces[j]!;
+    if (j === pieces.length - 1 && !commitLast) {
+      src += STAR.src + piece;
+    } else if (piece !== '') {
+      const n = ++g.n;
+      src += `(?=(${STAR.src}?${piece}))(?:\\${n})`;
+    } // else a trailing '*' before something that absorbs it: nothing to match
+  }
+  return src;
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
