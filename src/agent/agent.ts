@@ -271,6 +271,10 @@ export class Agent {
     if (c) this.send(c, { t: 'result', seq, ok, runs });
   }
 
+  hup(): void {
+    this.applier.retryNow();
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);

@@ -18,6 +18,8 @@ export interface DaemonCliOptions {
 export interface Runnable {
   start(): Promise<void> | void;
   stop(): Promise<void>;
+  /** SIGHUP: the master reconciles every node, the agent retries now. */
+  hup?(): void;
 }
 
 export async function runDaemonCli(
@@ -50,6 +52,11 @@ export async function runDaemonCli(
   try {
     daemon = build(opts, log);
     runAsDaemon(opts, log, () => daemon.stop());
+    // Without a handler SIGHUP would kill the process (Node's default).
+    process.on('SIGHUP', () => {
+      log.info('SIGHUP');
+      daemon.hup?.();
+    });
     await daemon.start();
   } catch (err) {
     const message = `${name}: ${(err as Error).message}`;

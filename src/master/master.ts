@@ -366,6 +366,10 @@ export class Master implements SessionHost {
     }
   }
 
+  hup(): void {
+    this.reconcile('SIGHUP');
+  }
+
   /** Marks every path for a full sync on every node (drift repair, lost events). */
   reconcile(reason: string): void {
     this.log.info('full reconciliation', { reason });

@@ -318,16 +318,14 @@ function parseClass(b: string, i: number): { tok: Tok; end: number } | string {
  * - 'ancestor': the end of some candidate (the path or an ancestor directory);
  * - 'ancestorDir': the end of an ancestor directory;
  * - 'self': the end of the path;
- * - 'open': anything (the pattern's tail is a "***" that swallows the rest);
- * - 'openDir': anything, as long as a directory candidate's end is at or after the match's last byte.
+ * - 'open': anything (the pattern's tail is a "***" that swallows the rest).
  */
-type End = 'ancestor' | 'ancestorDir' | 'self' | 'open' | 'openDir';
+type End = 'ancestor' | 'ancestorDir' | 'self' | 'open';
 const END_SRC: Record<End, string> = {
   ancestor: '(?=/|$)',
   ancestorDir: '(?=/)',
   self: '$',
   open: '',
-  openDir: '(?:(?<=/)|(?=[^]*/))',
 };
 
 type Variant = 'closureFile' | 'closureDir' | 'selfFile' | 'selfDir';
@@ -348,11 +346,9 @@ function alternatives(r: Rule, v: Variant, g: Groups): string[] {
   }
   // rsync appends '/' to a directory before matching "...***", so for a
   // directory the part before the stars (q) may also consume that virtual '/'.
+  // (A "***" pattern is never dirOnly: analyse refuses "***/".)
   const q = r.toks.slice(0, -1);
-  if (!isDir) {
-    if (closure) return anchoredAt(r.start, q, r.dirOnly ? 'openDir' : 'open', g);
-    return r.dirOnly ? [] : anchoredAt(r.start, q, 'open', g);
-  }
+  if (!isDir) return anchoredAt(r.start, q, 'open', g);
   const out = anchoredAt(r.start, q, 'open', g);
   if (q[q.length - 1]?.kind === 'slash') out.push(...anchoredAt(r.start, q.slice(0, -1), 'self', g));
   return out;
@@ -367,7 +363,7 @@ function anchoredAt(start: Start, toks: readonly Tok[], end: End, g: Groups): st
     case 'vslash': {
       // Match "/" + path: strip the virtual '/' off the front of the pattern.
       // With nothing left, the "***" after these tokens swallows it.
-      if (toks.length === 0) return end === 'open' || end === 'openDir' ? ['^' + END_SRC[end]] : [];
+      if (toks.length === 0) return end === 'open' ? ['^'] : [];
       const out: string[] = [];
       const [t0, t1] = toks;
       if (t0?.kind === 'star2') {
@@ -407,7 +403,7 @@ function sequence(start: '^' | '(?:^|/)', toks: readonly Tok[], end: End, g: Gro
     else groups[groups.length - 1]!.push(t);
   }
   const last = groups.length - 1;
-  const absorbing = end === 'open' || end === 'openDir';
+  const absorbing = end === 'open';
   let src =
     start !== '^' && last > 0
       ? '^' + commit('(?:[^]*?/)?', groups[0]!, g) // the earliest boundary where the first group fits
