@@ -11,7 +11,7 @@ import { decode, encode } from '../protocol/codec.js';
 import { open, seal } from '../protocol/envelope.js';
 import { CLOSE, connectionId, openCredentials, sameBytes, type RsyncCredentials } from '../protocol/handshake.js';
 import { parsePublicKey } from '../protocol/keys.js';
-import { HEARTBEAT_MS, MAX_MASTER_FRAME } from '../protocol/limits.js';
+import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, MAX_MASTER_FRAME } from '../protocol/limits.js';
 import { NONCE_BYTES, parseBatch, parseChallenge, parseWelcome, type Batch, type RunReport, type Welcome } from '../protocol/messages.js';
 import { verifierFor, type Signer, type Verifier } from '../protocol/sign.js';
 import { PROTOCOL_VERSION, SOFTWARE_VERSION } from '../protocol/version.js';
@@ -36,7 +36,11 @@ interface Connection {
   n: number;
   heartbeat: NodeJS.Timeout | null;
   alive: boolean;
+  handshake: NodeJS.Timeout | null;
 }
+
+/** Node's codes for a certificate that does not verify (chain, self-signed, expiry, host name). */
+const TLS_VERIFY_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS/;
 
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 30_000;
@@ -109,11 +113,23 @@ export class Agent {
       n: 0,
       heartbeat: null,
       alive: true,
+      handshake: null,
     };
     this.c = c;
-    ws.on('error', (err) => this.log.debug('connection error', { url, err }));
+    ws.on('error', (err) => {
+      // Otherwise only visible with -v, and the agent would just keep retrying in silence.
+      if (TLS_VERIFY_ERROR.test((err as NodeJS.ErrnoException).code ?? '')) {
+        this.log.error("cannot verify the master's TLS certificate: check master.ca and the host in master.url", { url, err });
+      } else this.log.debug('connection error', { url, err });
+    });
     ws.on('open', () => {
       this.log.debug('connected; authenticating', { url });
+      // A peer that accepts the connection and then says nothing would hold this agent forever.
+      c.handshake = setTimeout(() => {
+        if (c.phase === 'ready') return;
+        this.log.warn('the master did not complete the handshake in time; reconnecting', { url, phase: c.phase });
+        c.ws.terminate();
+      }, HANDSHAKE_TIMEOUT_MS);
       ws.send(encode({ t: 'hello', v: PROTOCOL_VERSION, name: this.config.name, nonce: c.nonce, version: SOFTWARE_VERSION }));
     });
     ws.on('message', (data, isBinary) => this.onFrame(c, data, isBinary));
@@ -125,6 +141,7 @@ export class Agent {
 
   private onClose(c: Connection, code: number, reason: string): void {
     if (c.heartbeat) clearInterval(c.heartbeat);
+    if (c.handshake) clearTimeout(c.handshake);
     if (this.c !== c) return;
     this.c = null;
     const wasReady = c.phase === 'ready';
@@ -211,6 +228,7 @@ export class Agent {
       if (!this.masterPaths.has(p.name)) this.log.warn('the master has no path of this name; nothing will be synced into it', { path: p.name, target: p.target });
     }
     c.phase = 'ready';
+    if (c.handshake) clearTimeout(c.handshake);
     this.connected = true;
     this.attempt = 0;
     c.heartbeat = setInterval(() => {
@@ -282,6 +300,7 @@ export class Agent {
     this.c = null;
     if (c) {
       if (c.heartbeat) clearInterval(c.heartbeat);
+      if (c.handshake) clearTimeout(c.handshake);
       c.ws.close(CLOSE.shutdown, 'agent shutting down');
     }
     killAllRsync();

@@ -9,6 +9,7 @@ import { buildRsyncArgs } from '../protocol/rsync-filter.js';
 import { classifyRsyncExit } from './rsync-exit.js';
 import { parseRsyncStats } from './rsync-stats.js';
 import { runRsync, shellQuote } from './rsync-run.js';
+import { describeRefused, guardChanges, isEmptyChanges } from './symlink-guard.js';
 
 export interface ApplierPath {
   name: string;
@@ -31,6 +32,8 @@ export interface ApplierDeps {
 }
 
 const PENDING_LIMIT = 10_000;
+/** Exit 23 (partial transfer) makes rsync skip deletions; try that path again this many times before accepting it. */
+const PARTIAL_RETRIES = 3;
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
 
@@ -43,6 +46,7 @@ export class Applier {
   private retryTimer: NodeJS.Timeout | null = null;
   private wake: (() => void) | null = null;
   private stopped = false;
+  private readonly partials = new Map<string, number>();
   /** rsync runs started, for tests and status */
   runs = 0;
 
@@ -108,6 +112,17 @@ export class Applier {
       }
       this.deps.onRunStart?.(work.map((w) => w.name));
       const reports = await Promise.all(work.map((w) => this.runOne(w)));
+      for (const r of reports) {
+        // After an I/O error rsync skips deletions and exits 23: a run that
+        // "mostly worked" may have left deleted files behind. Run it again.
+        if (r.kind === 'partial-ok' && r.exit === 23) {
+          const n = (this.partials.get(r.path) ?? 0) + 1;
+          this.partials.set(r.path, n);
+          if (n <= PARTIAL_RETRIES) r.kind = 'retry';
+        } else if (r.kind !== 'retry') {
+          this.partials.delete(r.path);
+        }
+      }
       const retry = reports.filter((r) => r.kind === 'retry');
       // A retryable failure keeps its changes; they join whatever arrived meanwhile.
       for (const w of work) {
@@ -135,8 +150,17 @@ export class Applier {
     }
   }
 
-  private async runOne(changes: PathChanges): Promise<RunReport> {
-    const p = this.paths.get(changes.name)!;
+  private async runOne(listed: PathChanges): Promise<RunReport> {
+    const p = this.paths.get(listed.name)!;
+    const guard = guardChanges(p.target, listed);
+    const changes = guard.safe;
+    const refusal = guard.refused.length > 0 ? describeRefused(guard.refused) : null;
+    if (refusal !== null) {
+      this.deps.log.warn('refusing to sync through a symlink on the mirror', { path: p.name, target: p.target, message: refusal });
+      if (isEmptyChanges(changes)) {
+        return { path: p.name, full: false, files: 0, bytes: 0, deleted: 0, kind: 'refused', exit: null, message: refusal.slice(0, 4000), durationMs: 0 };
+      }
+    }
     const { args, stdin } = buildRsyncArgs({
       binary: this.deps.rsync.binary,
       url: p.url,
@@ -164,14 +188,16 @@ export class Applier {
     const cls = classifyRsyncExit(out.exit, out.signal);
     const stats = parseRsyncStats(out.stdout);
     const detail = lastLines(out.stderr, 3);
+    // The rest of the batch was applied; what the guard held back is still reported.
+    const refusedKind = refusal !== null && (cls.kind === 'ok' || cls.kind === 'partial-ok');
     return {
       ...base,
       files: stats.files,
       bytes: stats.bytes,
       deleted: stats.deleted,
-      kind: cls.kind,
+      kind: refusedKind ? 'refused' : cls.kind,
       exit: out.exit,
-      message: (cls.kind === 'ok' ? '' : `${cls.meaning}${detail ? ': ' + detail : ''}`).slice(0, 4000),
+      message: (refusedKind ? refusal! : cls.kind === 'ok' ? '' : `${cls.meaning}${detail ? ': ' + detail : ''}`).slice(0, 4000),
       durationMs: Math.round(out.durationMs),
     };
   }
