@@ -87,6 +87,9 @@ export class Agent {
         if (this.session) this.store.save({ session: this.session, seq });
       },
       onResult: (seq, ok, runs) => this.sendResult(seq, ok, runs),
+      onProgress: (path, percent) => {
+        if (this.c) this.send(this.c, { t: 'progress', path, percent });
+      },
     });
   }
 

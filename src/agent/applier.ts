@@ -29,6 +29,8 @@ export interface ApplierDeps {
   onApplied: (seq: number) => void;
   onResult: (seq: number, ok: boolean, runs: RunReport[]) => void;
   onRunStart?: (paths: string[]) => void;
+  /** a full sync's overall progress, at most about once a second */
+  onProgress?: (path: string, percent: number) => void;
 }
 
 const PENDING_LIMIT = 10_000;
@@ -181,7 +183,22 @@ export class Applier {
     }
     this.runs++;
     this.deps.log.debug('rsync', { path: p.name, full: changes.full, command: shellQuote([this.deps.rsync.binary, ...args]) });
-    const out = await runRsync(this.deps.rsync.binary, args, stdin, this.deps.password());
+    let onStdout: ((chunk: Buffer) => void) | undefined;
+    if (changes.full && this.deps.onProgress) {
+      // rsync's whole-transfer progress (with incremental recursion the
+      // total grows as it goes, so the figure is a lower bound).
+      args.unshift('--info=progress2');
+      let lastSent = 0;
+      onStdout = (chunk) => {
+        const now = Date.now();
+        if (now - lastSent < 1_000) return;
+        const m = /(\d{1,3})%[^%]*$/.exec(chunk.toString('latin1'));
+        if (!m) return;
+        lastSent = now;
+        this.deps.onProgress!(p.name, Math.min(100, Number(m[1])));
+      };
+    }
+    const out = await runRsync(this.deps.rsync.binary, args, stdin, this.deps.password(), onStdout);
     if (out.spawnError) {
       return { ...base, kind: 'retry', exit: null, message: out.spawnError, durationMs: out.durationMs };
     }

@@ -26,7 +26,13 @@ export function killAllRsync(sig: NodeJS.Signals = 'SIGTERM'): void {
   for (const child of running) child.kill(sig);
 }
 
-export function runRsync(binary: string, args: string[], stdin: Buffer | null, password: string | null): Promise<RsyncOutcome> {
+export function runRsync(
+  binary: string,
+  args: string[],
+  stdin: Buffer | null,
+  password: string | null,
+  onStdout?: (chunk: Buffer) => void,
+): Promise<RsyncOutcome> {
   const started = performance.now();
   return new Promise((resolve) => {
     const env = { ...process.env };
@@ -45,6 +51,7 @@ export function runRsync(binary: string, args: string[], stdin: Buffer | null, p
     let outLen = 0;
     let errLen = 0;
     child.stdout!.on('data', (d: Buffer) => {
+      onStdout?.(d);
       out.push(d);
       outLen += d.length;
       while (outLen > 2 * KEEP && out.length > 1) outLen -= out.shift()!.length;
