@@ -8,7 +8,7 @@ import { parseAgentConfig } from '../src/config/agent.js';
 import { ConfigError, formatProblem, type ConfigProblem } from '../src/config/errors.js';
 import { checkConfigFile, detectConfigKind, loadAgentConfig, loadMasterConfig } from '../src/config/load.js';
 import { parseMasterConfig } from '../src/config/master.js';
-import { isPublicKeyB64 } from '../src/config/pubkey.js';
+import { isPublicKeyB64 } from '../src/protocol/keys.js';
 import type { AgentConfig, MasterConfig } from '../src/config/types.js';
 
 const K1 = 'ED6dD44WKxdpn+aM9gRlSC5mtSQ6cI47SBSanev93UQ=';

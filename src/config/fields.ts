@@ -6,7 +6,7 @@ import * as z from 'zod';
 import type { Checked } from './checked.js';
 import { resolveBinary, resolveConfigPath } from './fs-path.js';
 import { parseHostPort } from './hostport.js';
-import { publicKeyProblem } from './pubkey.js';
+import { publicKeyProblem } from '../protocol/keys.js';
 import { excludePatternProblem } from '../protocol/excludes.js';
 
 /**

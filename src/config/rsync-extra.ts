@@ -9,6 +9,10 @@ const LIST_INPUT = 'the agent passes each batch\'s file list to rsync itself; a 
 const FILTER_INPUT = 'excludes come from the master (paths[].exclude) so every mirror agrees; add them there';
 const ROLE = 'would switch rsync out of its role as a client pulling from the master\'s daemon';
 const NO_OP = 'rsync would exit successfully without changing anything, and the agent would record the batch as applied';
+// Measured with rsync 3.2.7: with -K a symlink on the mirror where the origin
+// has a directory (`evil -> /etc`) is followed, and a synced `evil/passwd`
+// overwrites /etc/passwd. Without it rsync replaces the symlink.
+const DIRLINKS = 'would make rsync follow symlinks on this mirror where the origin has a directory, writing outside the target; mount or bind-mount the storage at the target path instead';
 
 const DENIED_LONG: Readonly<Record<string, string>> = {
   '--files-from': LIST_INPUT,
@@ -31,12 +35,14 @@ const DENIED_LONG: Readonly<Record<string, string>> = {
   '--bwlimit': 'set rsync.bwlimit instead',
   '--timeout': 'set rsync.timeout instead',
   '--max-delete': 'set paths[].maxDelete instead',
+  '--keep-dirlinks': DIRLINKS,
 };
 
 const DENIED_SHORT: Readonly<Record<string, string>> = {
   n: `-n is --dry-run: ${NO_OP}`,
   '0': `-0 is --from0: ${LIST_INPUT}`,
   M: `-M is --remote-option: ${DENIED_LONG['--remote-option']!}`,
+  K: `-K is --keep-dirlinks: ${DIRLINKS}`,
 };
 
 /** Short options whose argument may follow in the same word (-essh), ending the cluster. */

@@ -28,19 +28,34 @@ export function parseSecretKeyFile(text: string): Uint8Array {
   throw new KeyFormatError(`the key decodes to ${raw.length} bytes, expected 32`);
 }
 
-/** Why `text` is not a base64 ed25519 public key, or null if it is one. */
-export function publicKeyProblem(text: unknown): string | null {
-  if (typeof text !== 'string') return 'not a string';
-  const raw = decodeB64(text.trim());
-  if (raw === null) return 'not valid base64';
-  if (raw.length !== 32) return `decodes to ${raw.length} bytes, expected 32`;
+/** Why `s` is not a base64 32-byte public key, or null if it is one. */
+export function publicKeyProblem(s: unknown): string | null {
+  if (typeof s !== 'string') return 'is not a string';
+  if (/\s/.test(s)) return 'contains whitespace; paste the key as one unbroken base64 string';
+  if (s.includes('-') || s.includes('_')) {
+    return 'uses the URL-safe base64 alphabet ("-" or "_"); write the key in standard base64 ("+" and "/")';
+  }
+  if (!B64_RE.test(s) || s.length % 4 !== 0) {
+    return 'is not valid base64; copy the public key again exactly as printed by the other side';
+  }
+  const bytes = Buffer.from(s, 'base64');
+  if (bytes.length !== 32) {
+    return `decodes to ${bytes.length} bytes, but a public key has 32; check that this is the public key (not the secret key) and that it was copied whole`;
+  }
+  // Non-zero padding bits would let two spellings name the same key, which
+  // would defeat the duplicate-key check.
+  if (bytes.toString('base64') !== s) return 'is not canonical base64 (its last character carries stray bits); copy the key again';
   return null;
+}
+
+export function isPublicKeyB64(s: unknown): s is string {
+  return publicKeyProblem(s) === null;
 }
 
 export function parsePublicKey(text: string): Uint8Array {
   const problem = publicKeyProblem(text);
   if (problem !== null) throw new KeyFormatError(`public key ${problem}`);
-  return new Uint8Array(Buffer.from(text.trim(), 'base64'));
+  return new Uint8Array(Buffer.from(text, 'base64'));
 }
 
 export function formatPublicKey(pub: Uint8Array): string {
