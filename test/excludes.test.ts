@@ -88,6 +88,12 @@ describe('"**"', () => {
     check(['b**z'], ['bz', 'b/z', 'q/b/x/z', 'q/bxz'], ['ab/z', 'qb/z']);
   });
 
+  test('the earliest fitting component is the one that counts', () => {
+    check(['?**/'], ['a/b', ['a', true], 'ab/c/d'], ['a', 'ab']);
+    check(['a*b**c'], ['ab/c', 'xab/axb/yc', 'q/axxb/c'], ['a/b/c', 'ab/b']);
+    check(['*a*/**/b*'], ['xa/y/bz', 'q/a/r/s/b'], ['a/b', 'xa/b']);
+  });
+
   test('"/a/**/b" needs at least one directory in between', () => {
     check(['/a/**/b'], ['a/x/b', 'a/x/y/b', 'a/x/b/c'], ['a/b', 'q/a/x/b']);
   });

@@ -28,8 +28,13 @@ import { startWatcher } from './watcher/index.js';
 import { startStatusServer } from './status-server.js';
 import type { Watcher, WatchEvent, WatchProblem } from './watcher/types.js';
 
-/** Batches a node may have unapplied before its changes are merged instead of sent. */
-export const WINDOW = 2;
+/**
+ * Batches a node may have unapplied before its changes are merged instead of
+ * sent. Room for several behind a running rsync lets the agent merge them into
+ * its next run; with 2, only one ever queued there, the agent started it the
+ * moment it reported the previous one, and every batch cost its own run.
+ */
+export const WINDOW = 8;
 /** A node whose socket holds more than this unsent is treated as busy. */
 export const MAX_BUFFERED = 4 * 1024 * 1024;
 /** Unauthenticated connections allowed at once, in all and per address. */
@@ -210,11 +215,23 @@ export class Master implements SessionHost {
   private onConnection(ws: WebSocket, address: string | null): void {
     ws.on('error', () => undefined);
     if (this.stopped) return ws.terminate();
+    // When full, the oldest unauthenticated connection (from this address if
+    // that is what is full) makes room. A real agent authenticates within
+    // milliseconds, so sockets held open to fill the slots are what goes;
+    // refusing the newest instead let any 256 idle sockets keep every
+    // reconnecting agent out for as long as the flood lasted.
+    let oldest: AgentSession | null = null;
     let fromAddress = 0;
-    for (const s of this.handshaking) if (s.address === address) fromAddress++;
-    if (this.handshaking.size >= MAX_HANDSHAKES || fromAddress >= MAX_HANDSHAKES_PER_ADDRESS) {
-      this.log.debug('too many unauthenticated connections; dropping one', { address });
-      return ws.terminate();
+    for (const s of this.handshaking) {
+      if (s.address !== address) continue;
+      oldest ??= s;
+      fromAddress++;
+    }
+    if (fromAddress < MAX_HANDSHAKES_PER_ADDRESS) oldest = this.handshaking.size >= MAX_HANDSHAKES ? this.handshaking.values().next().value! : null;
+    if (oldest) {
+      this.log.debug('too many unauthenticated connections; dropping the oldest', { address: oldest.address });
+      this.handshaking.delete(oldest);
+      oldest.ws.terminate();
     }
     const s = new AgentSession(ws, address, this, this.log);
     this.handshaking.add(s);

@@ -2,7 +2,7 @@
 // msgpackr honours its own extension types (records, Sets, Errors, structured
 // clone pointers) whatever the options; a throwing decoder for every extension
 // type turns them into decode errors instead of objects we never asked for.
-import { Packr, Unpackr, addExtension } from 'msgpackr';
+import { C1, Packr, Unpackr, addExtension } from 'msgpackr';
 
 for (let type = 0; type < 256; type++) {
   if (type === 0x72) continue; // records: refused by useRecords:false below and by validation
@@ -35,5 +35,19 @@ export function decode(bytes: Uint8Array): unknown {
     if (err instanceof DecodeError) throw err;
     throw new DecodeError(`malformed msgpack: ${(err as Error).message}`);
   }
+  // msgpackr turns the never-used byte 0xc1 into a marker object rather than an error.
+  if (holdsC1(value)) throw new DecodeError('msgpack byte 0xc1 (never used) is not allowed');
   return value;
+}
+
+function holdsC1(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === C1) return true;
+    if (typeof v !== 'object' || v === null || v instanceof Uint8Array) continue;
+    if (Array.isArray(v)) for (const x of v) stack.push(x);
+    else for (const k in v) stack.push((v as Record<string, unknown>)[k]);
+  }
+  return false;
 }

@@ -330,6 +330,8 @@ const END_SRC: Record<End, string> = {
 
 type Variant = 'closureFile' | 'closureDir' | 'selfFile' | 'selfDir';
 
+const BOUNDARY = '(?:^|/)';
+
 function combine(rules: readonly Rule[], v: Variant): RegExp {
   const groups: Groups = { n: 0 };
   const alts: string[] = [];
@@ -348,9 +350,8 @@ function alternatives(r: Rule, v: Variant, g: Groups): string[] {
   // directory the part before the stars (q) may also consume that virtual '/'.
   // (A "***" pattern is never dirOnly: analyse refuses "***/".)
   const q = r.toks.slice(0, -1);
-  if (!isDir) return anchoredAt(r.start, q, 'open', g);
   const out = anchoredAt(r.start, q, 'open', g);
-  if (q[q.length - 1]?.kind === 'slash') out.push(...anchoredAt(r.start, q.slice(0, -1), 'self', g));
+  if (isDir && q[q.length - 1]?.kind === 'slash') out.push(...anchoredAt(r.start, q.slice(0, -1), 'self', g));
   return out;
 }
 
@@ -359,7 +360,7 @@ function anchoredAt(start: Start, toks: readonly Tok[], end: End, g: Groups): st
     case 'anchor':
       return [sequence('^', toks, end, g)];
     case 'boundary':
-      return [sequence('(?:^|/)', toks, end, g)];
+      return [sequence(BOUNDARY, toks, end, g)];
     case 'vslash': {
       // Match "/" + path: strip the virtual '/' off the front of the pattern.
       // With nothing left, the "***" after these tokens swallows it.
@@ -377,7 +378,7 @@ function anchoredAt(start: Start, toks: readonly Tok[], end: End, g: Groups): st
   }
 }
 
-/** Numbers the capture groups of one combined regex. */
+/** Names the capture groups of one combined regex. */
 interface Groups {
   n: number;
 }
@@ -386,7 +387,7 @@ interface Groups {
  * Naive backtracking over several stars takes time polynomial in the path
  * length with the number of stars as exponent, and paths come from whoever
  * can write in the watched tree. So the regex commits, where that loses no
- * match, to the earliest match of a part: `(?=(X*?A))\N` finds it and a
+ * match, to the earliest match of a part: `(?=(?<g>X*?A))\k<g>` finds it and a
  * lookahead is never backtracked into.
  *
  * Split at "**", a pattern is groups of fixed pieces joined by single '*'s,
@@ -396,7 +397,7 @@ interface Groups {
  * start gives its earliest end, which is all that a following "**" needs.
  * Only the last group, which must end at a component boundary, backtracks.
  */
-function sequence(start: '^' | '(?:^|/)', toks: readonly Tok[], end: End, g: Groups): string {
+function sequence(start: '^' | typeof BOUNDARY, toks: readonly Tok[], end: End, g: Groups): string {
   const groups: Tok[][] = [[]];
   for (const t of toks) {
     if (t.kind === 'star2') groups.push([]);
@@ -406,7 +407,7 @@ function sequence(start: '^' | '(?:^|/)', toks: readonly Tok[], end: End, g: Gro
   const absorbing = end === 'open';
   let src =
     start !== '^' && last > 0
-      ? '^' + commit('(?:[^]*?/)?', groups[0]!, g) // the earliest boundary where the first group fits
+      ? '^' + commit('(?:[^]*?/)??', groups[0]!, g) // the earliest boundary where the first group fits
       : start + group(groups[0]!, last > 0 || absorbing, g);
   for (let i = 1; i <= last; i++) {
     const grp = groups[i]!;
@@ -418,8 +419,8 @@ function sequence(start: '^' | '(?:^|/)', toks: readonly Tok[], end: End, g: Gro
 
 /** `prefix` then the group at its earliest position, committed. */
 function commit(prefix: string, grp: readonly Tok[], g: Groups): string {
-  const n = ++g.n; // the outer group opens first, so it takes the lower number
-  return `(?=(${prefix}${group(grp, true, g)}))(?:\\${n})`;
+  const name = `g${++g.n}`;
+  return `(?=(?<${name}>${prefix}${group(grp, true, g)}))\\k<${name}>`;
 }
 
 /** Fixed pieces joined by single '*'; each piece is committed unless it is the last one and `commitLast` is false. */
@@ -435,8 +436,8 @@ function group(grp: readonly Tok[], commitLast: boolean, g: Groups): string {
     if (j === pieces.length - 1 && !commitLast) {
       src += STAR.src + piece;
     } else if (piece !== '') {
-      const n = ++g.n;
-      src += `(?=(${STAR.src}?${piece}))(?:\\${n})`;
+      const name = `g${++g.n}`;
+      src += `(?=(?<${name}>${STAR.src}?${piece}))\\k<${name}>`;
     } // else a trailing '*' before something that absorbs it: nothing to match
   }
   return src;

@@ -42,6 +42,9 @@ import { ancestorsOf, parentOf, relPathProblem } from './relpath.js';
  */
 export const MAX_RULE_BYTES = 4095;
 
+/** File-only runs listing more files than this skip --ignore-times (see buildRsyncArgs). */
+export const MAX_IGNORE_TIMES_FILES = 256;
+
 /** rsync's temporary files: `.` + name (maybe truncated) + `.` + 6 random characters. */
 const TEMP_FILES = '.*.??????';
 
@@ -225,7 +228,15 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
   // read on both sides (chmod of 512 MiB: 1.9 s instead of 0.14 s). A tree may
   // be a collapsed subtree of unchanged files, and a full sync is the whole
   // module: re-reading those would multiply the work exactly under load.
-  if (plan && plan.trees === 0) args.push('--ignore-times');
+  // Nor are the files of a file-only batch always ones that were written: a
+  // directory that appears (mkdir and writes, a rename, a move into the tree)
+  // goes out as a tree, and the files the watcher then finds in it arrive in
+  // the next batch, already copied by the tree's run. With -I that run sent
+  // every one of them again (bench storm: 1,250 mirrored files re-sent per
+  // agent, doubling the sync). So only small file-only runs, the
+  // latency-bound edits, compare everything; bigger ones get the quick check
+  // like trees.
+  if (plan && plan.trees === 0 && spec.changes.files.length <= MAX_IGNORE_TIMES_FILES) args.push('--ignore-times');
   if (daemon) {
     // Batches are small and latency-bound, and Nagle plus delayed ACKs stall
     // their many small messages (measured on loopback against a daemon that

@@ -3,6 +3,7 @@
 // and wait until every mirror is identical.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyFile } from '../../src/common/keyfile.js';
@@ -10,12 +11,15 @@ import type { MasterStatus } from '../../src/master/master.js';
 import { findFreePort } from './ports.js';
 import { snapshotTree, assertTreesEqual, type Entry } from './tree.js';
 import { compileExcludes } from '../../src/protocol/excludes.js';
+import { descendants, signal } from './procs.js';
 
 const DIST = new URL('../../src/cli/', import.meta.url).pathname;
 
 export interface ClusterPath {
   name: string;
   exclude?: string[];
+  /** the master's `marker`: must exist under the origin before the master starts */
+  marker?: string;
 }
 
 export interface ClusterOptions {
@@ -31,6 +35,12 @@ export interface ClusterOptions {
   /** agents whose key the master does not know, etc. */
   nodes?: (names: { name: string; key: string }[]) => { name: string; key: string }[];
   host?: string;
+  /** argv prefix each process starts under, by host ('master', 'mirror0'...): e.g. nsenter into a namespace */
+  exec?: (host: string) => string[];
+  /** reach the status endpoint through this Unix socket (it may listen in another network namespace) */
+  statusSocket?: string;
+  /** how listener ports are chosen; default: free on `host` as this process sees it */
+  pickPort?: () => Promise<number>;
 }
 
 export interface Proc {
@@ -88,9 +98,10 @@ export class Cluster {
     mkdirSync(keys, { mode: 0o700 });
     this.masterKeyPub = generateKeyFile(join(keys, 'master.key'));
     for (let i = 0; i < this.agentCount; i++) this.agentKeyPubs.push(generateKeyFile(join(keys, `agent${i}.key`)));
-    this.masterPort = await findFreePort(this.host);
-    this.rsyncPort = await findFreePort(this.host);
-    this.statusPort = await findFreePort('127.0.0.1');
+    const pick = this.opts.pickPort ?? (() => findFreePort(this.host));
+    this.masterPort = await pick();
+    this.rsyncPort = await pick();
+    this.statusPort = await (this.opts.pickPort ?? (() => findFreePort('127.0.0.1')))();
     for (const p of this.paths) mkdirSync(this.origin(p.name), { recursive: true });
     let nodes = this.agentKeyPubs.map((key, i) => ({ name: this.agentName(i), key }));
     if (this.opts.nodes) nodes = this.opts.nodes(nodes);
@@ -101,7 +112,7 @@ export class Cluster {
       status: { listen: `127.0.0.1:${this.statusPort}` },
       delay: this.opts.delay ?? 0.05,
       nodes,
-      paths: this.paths.map((p) => ({ name: p.name, watch: this.origin(p.name), exclude: p.exclude ?? [] })),
+      paths: this.paths.map((p) => ({ name: p.name, watch: this.origin(p.name), exclude: p.exclude ?? [], ...(p.marker ? { marker: p.marker } : {}) })),
       ...this.opts.master,
     };
     writeFileSync(this.masterConfig, JSON.stringify(master, null, 2));
@@ -120,22 +131,23 @@ export class Cluster {
     return this;
   }
 
-  private spawnProc(cli: string, args: string[], logName: string): Proc {
+  private spawnProc(cli: string, args: string[], logName: string, host: string): Proc {
     const log = join(this.dir, logName);
     const fd = openSync(log, 'a');
-    const child = spawn(process.execPath, [join(DIST, cli), ...args], { stdio: ['ignore', fd, fd] });
+    const argv = [...(this.opts.exec?.(host) ?? []), process.execPath, join(DIST, cli), ...args];
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', fd, fd] });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     return { child, log, exited };
   }
 
   async startMaster(extra: string[] = []): Promise<Proc> {
-    this.master = this.spawnProc('master.js', ['-c', this.masterConfig, '-v', ...extra], 'master.log');
+    this.master = this.spawnProc('master.js', ['-c', this.masterConfig, '-v', ...extra], 'master.log', 'master');
     await waitFor(async () => (await this.fetchStatus()) !== null, 20_000, 'master status endpoint', () => this.logs());
     return this.master;
   }
 
   startAgent(i: number, extra: string[] = []): Proc {
-    const p = this.spawnProc('agent.js', ['-c', this.agentConfig(i), '-v', ...(this.opts.agentFlags ?? []), ...extra], `agent${i}.log`);
+    const p = this.spawnProc('agent.js', ['-c', this.agentConfig(i), '-v', ...(this.opts.agentFlags ?? []), ...extra], `agent${i}.log`, this.agentName(i));
     this.agents[i] = p;
     return p;
   }
@@ -166,13 +178,33 @@ export class Cluster {
   }
 
   async fetchStatus(): Promise<MasterStatus | null> {
-    try {
-      const res = await fetch(`${this.statusUrl}/status`, { signal: AbortSignal.timeout(2_000) });
-      if (!res.ok) return null;
-      return (await res.json()) as MasterStatus;
-    } catch {
-      return null;
+    const text = await this.fetchText('/status');
+    return text === null ? null : (JSON.parse(text) as MasterStatus);
+  }
+
+  /** GET a path of the status endpoint; null when it does not answer 200. */
+  async fetchText(path: string): Promise<string | null> {
+    const socketPath = this.opts.statusSocket;
+    if (socketPath === undefined) {
+      try {
+        const res = await fetch(`${this.statusUrl}${path}`, { signal: AbortSignal.timeout(2_000) });
+        return res.ok ? await res.text() : null;
+      } catch {
+        return null;
+      }
     }
+    return await new Promise((resolve) => {
+      const req = request({ socketPath, path, timeout: 2_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve(res.statusCode === 200 ? body : null));
+        res.on('error', () => resolve(null));
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(null));
+      req.end();
+    });
   }
 
   /** Until every running agent's node is connected with nothing pending or in flight. */
@@ -253,7 +285,11 @@ export class Cluster {
   }
 
   async cleanup(): Promise<void> {
+    // A killed master leaves its rsync daemon (own process group) and a killed
+    // agent its rsync clients running: find them while their parents live.
+    const orphans = [this.master, ...this.agents].flatMap((p) => (p?.child.pid ? descendants(p.child.pid) : []));
     await Promise.all([this.stopMaster('SIGKILL'), ...this.agents.map((_, i) => this.stopAgent(i, 'SIGKILL'))]);
+    for (const o of orphans) signal(o.pid, 'SIGKILL');
     if (process.env.INOSYNC_KEEP_TEST_DIRS) process.stderr.write(`kept ${this.dir}\n`);
     else rmSync(this.dir, { recursive: true, force: true });
   }

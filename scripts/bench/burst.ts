@@ -1,0 +1,124 @@
+// burst: 10,000 small files in 100 new directories; storm: 100 directory
+// renames and 2,000 deletions on a prepared tree. Each until all three mirrors
+// are identical, against three bare `rsync -a --delete` pulls of the finished
+// tree run at once (the agents pull at once too) into copies of what the
+// mirrors held before the change.
+import { renameSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  assertStrictlyConverged, BareRsyncd, barePulls, Cluster, copyTree, ratioRow, round, rsyncRuns, scratchDir, timeConverged,
+  withCluster, writeFiles, type Ctx, type Row, type WorkloadResult,
+} from './lib.js';
+
+const AGENTS = [0, 1, 2];
+const FILE_SIZE = 1024;
+
+interface Change {
+  /** the tree as the mirrors have it before the change (the cluster is running and converged) */
+  prepare?: (origin: string) => void;
+  /** the change itself, timed */
+  apply: (origin: string) => void;
+}
+
+export interface SyncTiming {
+  /** ms from the first write until every mirror is identical */
+  fromStart: number;
+  /** ms from the last write until every mirror is identical */
+  afterWrites: number;
+  writeMs: number;
+  /** three bare pulls at once, ms until the last one ends */
+  bareMs: number;
+  bareEach: number[];
+  runs: number[];
+  checks: number;
+}
+
+/** Runs `change` on a converged 3-agent cluster and times it against the bare pulls. */
+export async function timeChange(ctx: Ctx, c: Cluster, change: Change, agents = AGENTS): Promise<SyncTiming> {
+  const bare = await new BareRsyncd({ www: c.origin() }).start();
+  const scratch = scratchDir('pulls');
+  try {
+    // The baseline's destinations start where the mirrors are now.
+    await Promise.all(agents.map((i) => copyTree(c.mirror(i), join(scratch, `m${i}`))));
+    const runsBefore = agents.map((i) => rsyncRuns(c, i));
+    const batches = (await c.fetchStatus())?.batches ?? 0;
+    const t0 = performance.now();
+    change.apply(c.origin());
+    const t1 = performance.now();
+    const conv = await timeConverged(c, agents, t0, { minBatches: batches + 1 });
+    ctx.log(`  converged ${round(conv.ms)} ms after the first write (writes took ${round(t1 - t0)} ms)`);
+    await assertStrictlyConverged(c, agents);
+    const runs = agents.map((i, k) => rsyncRuns(c, i) - runsBefore[k]!);
+    const b = await barePulls(bare.url('www'), agents.map((i) => join(scratch, `m${i}`)));
+    ctx.log(`  bare pulls: ${round(b.ms)} ms`);
+    return { fromStart: conv.ms, afterWrites: conv.ms - (t1 - t0), writeMs: t1 - t0, bareMs: b.ms, bareEach: b.each, runs, checks: conv.checks };
+  } finally {
+    bare.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+export function timingRows(workload: string, t: SyncTiming, target: number): Row[] {
+  const what = `${t.bareEach.length} bare rsync -a --delete at once`;
+  return [
+    ratioRow(workload, 'after the last write, until identical', t.afterWrites, 'ms', t.bareMs, what, target),
+    ratioRow(workload, 'from the first write (vs writes + bare pulls)', t.fromStart, 'ms', t.writeMs + t.bareMs, `writes + ${what}`),
+  ];
+}
+
+export function burstSizes(quick: boolean): { files: number; dirs: number } {
+  return quick ? { files: 2_000, dirs: 20 } : { files: 10_000, dirs: 100 };
+}
+
+export async function burst(ctx: Ctx): Promise<WorkloadResult> {
+  const { files, dirs } = burstSizes(ctx.quick);
+  const c = await new Cluster({ agents: 3 }).setup();
+  return withCluster(c, async () => {
+    await c.start();
+    const t = await timeChange(ctx, c, { apply: (o) => writeFiles(o, dirs, files, FILE_SIZE) });
+    return {
+      name: 'burst',
+      rows: timingRows('burst', t, 1.5),
+      notes: [
+        `${files} files of ${FILE_SIZE} B in ${dirs} new directories, 3 agents, chokidar watcher; rsync runs per agent: ${t.runs.join(', ')}`,
+      ],
+      data: { files, dirs, fileSize: FILE_SIZE, ...roundAll(t) },
+    };
+  });
+}
+
+export async function storm(ctx: Ctx): Promise<WorkloadResult> {
+  const dirs = ctx.quick ? 50 : 200;
+  const per = 50;
+  const renames = ctx.quick ? 25 : 100;
+  const deletions = ctx.quick ? 500 : 2_000;
+  const c = await new Cluster({ agents: 3 }).setup();
+  return withCluster(c, async () => {
+    writeFiles(c.origin(), dirs, dirs * per, FILE_SIZE);
+    await c.start(); // the initial full sync brings the prepared tree
+    await c.waitConverged(AGENTS, 120_000);
+    const t = await timeChange(ctx, c, {
+      apply: (o) => {
+        for (let i = 0; i < renames; i++) renameSync(join(o, `d${i}`), join(o, `r${i}`));
+        // Deletions spread over the directories that were not renamed.
+        const perDir = Math.ceil(deletions / (dirs - renames));
+        let n = 0;
+        for (let d = renames; d < dirs && n < deletions; d++) {
+          for (let f = 0; f < perDir && n < deletions; f++, n++) unlinkSync(join(o, `d${d}`, `f${f}`));
+        }
+      },
+    });
+    return {
+      name: 'storm',
+      rows: timingRows('storm', t, 1.5),
+      notes: [
+        `${renames} directory renames (${renames * per} files moved) and ${deletions} file deletions in a tree of ${dirs * per} files in ${dirs} directories, 3 agents, chokidar; rsync runs per agent: ${t.runs.join(', ')}`,
+      ],
+      data: { dirs, filesPerDir: per, renames, deletions, ...roundAll(t) },
+    };
+  });
+}
+
+export function roundAll<T extends object>(o: T): T {
+  return JSON.parse(JSON.stringify(o, (_k, v: unknown) => (typeof v === 'number' ? round(v, 1) : v))) as T;
+}

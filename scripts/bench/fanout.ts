@@ -1,0 +1,139 @@
+// fan-out: 50 agents (processes) on one master. One change until all 50
+// mirrors have it, against 50 bare pulls of the file at once; and the
+// master's CPU per batch (utime+stime from /proc over a series of single-file
+// changes) with 5 and with 50 agents. The growth per extra agent is compared
+// with what the protocol costs per recipient (fanout-ref.ts: send the one
+// signed frame, receive/verify/decode/validate an ack and a result).
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  BareRsyncd, Cluster, cpuMs, limitRow, memMB, ratioRow, round, run, sameFile, sameMtime, scratchDir, sleep, summary, until,
+  withCluster, type Ctx, type Row, type WorkloadResult,
+} from './lib.js';
+
+const REF = new URL('./fanout-ref.js', import.meta.url).pathname;
+
+interface FanResult {
+  agents: number;
+  latency: number[];
+  bare: number[];
+  cpuPerBatchMs: number;
+  batchesPerChange: number;
+  changes: number;
+  masterRssMB: number;
+}
+
+async function oneChange(c: Cluster, mirrors: string[], name: string): Promise<number> {
+  const content = randomBytes(1024);
+  const origin = join(c.origin(), name);
+  const t0 = performance.now();
+  writeFileSync(origin, content);
+  const t1 = await until(() => mirrors.every((m) => sameFile(origin, join(m, name), content) && sameMtime(c.origin(), m)), [], 5, 120_000);
+  return t1 - t0;
+}
+
+async function fan(ctx: Ctx, agents: number, samples: number, changes: number): Promise<FanResult> {
+  const c = await new Cluster({ agents }).setup();
+  return withCluster(c, async () => {
+    await c.startMaster();
+    // Started a few at a time: 50 node processes booting at once on two cores
+    // take long enough to hit handshake timeouts.
+    for (let i = 0; i < agents; i++) {
+      c.startAgent(i);
+      if (i % 5 === 4) await sleep(300);
+    }
+    await c.waitIdle(300_000);
+    ctx.log(`  ${agents} agents connected and synced`);
+    const mirrors = [...Array(agents).keys()].map((i) => c.mirror(i));
+    const bare = await new BareRsyncd({ www: c.origin() }).start();
+    const scratch = scratchDir('fanout');
+    const latency: number[] = [];
+    const bareMs: number[] = [];
+    try {
+      for (let s = 0; s < samples; s++) {
+        const name = `fan-${s}.bin`;
+        latency.push(await oneChange(c, mirrors, name));
+        await c.waitIdle(120_000);
+        const t0 = performance.now();
+        const outs = await Promise.all(
+          mirrors.map((_, i) => {
+            const d = join(scratch, `s${s}-${i}`);
+            mkdirSync(d);
+            return run('rsync', ['-a', '--sockopts=TCP_NODELAY', bare.url('www', name), d + '/']);
+          }),
+        );
+        if (outs.some((o) => o.code !== 0)) throw new Error(`bare pull failed: ${outs.find((o) => o.code !== 0)!.stderr}`);
+        bareMs.push(performance.now() - t0);
+        await sleep(100);
+      }
+    } finally {
+      bare.stop();
+      rmSync(scratch, { recursive: true, force: true });
+    }
+    // CPU per batch: nothing else talks to the master meanwhile (no status polls).
+    const pid = c.master!.child.pid!;
+    const b0 = (await c.fetchStatus())!.batches;
+    await sleep(200);
+    const cpu0 = cpuMs(pid);
+    for (let k = 0; k < changes; k++) {
+      await oneChange(c, mirrors, `cpu-${k}.bin`);
+      // Every agent's result reaches the master shortly after its rsync ends.
+      await sleep(agents >= 20 ? 150 : 50);
+    }
+    const cpu1 = cpuMs(pid);
+    const b1 = (await c.fetchStatus())!.batches;
+    await c.waitIdle(120_000);
+    const rss = memMB(pid).rss;
+    return {
+      agents,
+      latency,
+      bare: bareMs,
+      cpuPerBatchMs: (cpu1 - cpu0) / changes,
+      batchesPerChange: (b1 - b0) / changes,
+      changes,
+      masterRssMB: rss,
+    };
+  });
+}
+
+async function reference(agents: number, rounds: number): Promise<number> {
+  const out = await run(process.execPath, [REF, 'server', String(agents), String(rounds)]);
+  if (out.code !== 0) throw new Error(`fanout-ref failed: ${out.stderr}`);
+  return (JSON.parse(out.stdout.trim().split('\n').pop()!) as { cpuUsPerRound: number }).cpuUsPerRound / 1000;
+}
+
+export async function fanout(ctx: Ctx): Promise<WorkloadResult> {
+  const big = ctx.quick ? 20 : 50;
+  const small = 5;
+  const changes = ctx.quick ? 10 : 40;
+  const samples = ctx.quick ? 3 : 5;
+  const few = await fan(ctx, small, 1, changes);
+  ctx.log(`  ${small} agents: ${round(few.cpuPerBatchMs, 2)} ms CPU per batch`);
+  const many = await fan(ctx, big, samples, changes);
+  ctx.log(`  ${big} agents: ${round(many.cpuPerBatchMs, 2)} ms CPU per batch; one change in ${round(summary(many.latency).p50)} ms`);
+  const refRounds = ctx.quick ? 100 : 400;
+  // Interleaved and repeated: the reference runs for a few seconds only.
+  const refSmall = Math.min(await reference(small, refRounds), await reference(small, refRounds));
+  const refBig = Math.min(await reference(big, refRounds), await reference(big, refRounds));
+  const perAgent = (many.cpuPerBatchMs - few.cpuPerBatchMs) / (big - small);
+  const refPerAgent = (refBig - refSmall) / (big - small);
+  const lat = summary(many.latency);
+  const bare = summary(many.bare);
+  const rows: Row[] = [
+    ratioRow('fan-out', `one change until all ${big} identical (p50 of ${samples})`, lat.p50, 'ms', bare.p50, `${big} bare pulls at once`),
+    limitRow('fan-out', `master CPU per batch, ${small} agents`, few.cpuPerBatchMs, 'ms', undefined, '<', { value: refSmall, what: 'protocol reference' }),
+    limitRow('fan-out', `master CPU per batch, ${big} agents`, many.cpuPerBatchMs, 'ms', undefined, '<', { value: refBig, what: 'protocol reference' }),
+    ratioRow('fan-out', 'master CPU per extra agent per batch', perAgent * 1000, 'µs', refPerAgent * 1000, 'send + ack + result (reference)', 2),
+  ];
+  return {
+    name: 'fan-out',
+    rows,
+    notes: [
+      `master CPU from /proc/PID/stat (utime+stime, 10 ms ticks) over ${changes} single-file changes, ${round(many.batchesPerChange, 2)} batches per change with ${big} agents, ${round(few.batchesPerChange, 2)} with ${small}; master logs at debug level (-v, as Cluster starts it), one line per agent result`,
+      `reference (scripts/bench/fanout-ref.ts): a websocket server that per round seals one batch frame and sends it to every client, then opens, decodes and validates each client's signed ack and result; target: the master's cost per extra agent at most 2x that`,
+      `master RSS with ${big} agents: ${round(many.masterRssMB)} MB`,
+    ],
+    data: { few, many, reference: { small: refSmall, big: refBig }, perAgentMs: perAgent, refPerAgentMs: refPerAgent },
+  };
+}

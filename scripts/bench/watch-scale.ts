@@ -1,0 +1,112 @@
+// watch scale: time to ready and RSS of each watcher backend on a tree of
+// 100,000 files in 5,000 directories, through scripts/watch-scale.ts (one
+// fresh process per backend). Baselines from the same run: a plain recursive
+// readdir of the same tree shape (the least any watcher must do to start)
+// and the RSS of the watch-scale process before its watcher started.
+// Then 1,000,000 files with parcel (not with --quick).
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { limitRow, round, run, scratchDir, type Ctx, type Row, type WorkloadResult } from './lib.js';
+
+const SCALE = new URL('../watch-scale.js', import.meta.url).pathname;
+const FANOUT = 16; // as scripts/watch-scale.ts builds it
+
+interface ScaleResult {
+  backend: string;
+  files: number;
+  dirs: number;
+  readyMs: number;
+  rssMB: number;
+  watches: number | null;
+  rssBaseMB: number;
+  latencyMs: number;
+  problems: string[];
+}
+
+async function scale(backend: string, files: number, dirs: number): Promise<ScaleResult & { wallMs: number }> {
+  const out = await run(process.execPath, [SCALE, backend, String(files), String(dirs)]);
+  if (out.code !== 0) throw new Error(`watch-scale ${backend} ${files} ${dirs} failed: ${out.stderr.trim()}`);
+  return { ...(JSON.parse(out.stdout.trim().split('\n').pop()!) as ScaleResult), wallMs: out.ms };
+}
+
+/** The same tree shape as watch-scale.ts, walked with readdir: ms to list every directory. */
+function walkBaseline(files: number, dirs: number): number {
+  const root = scratchDir('walk');
+  try {
+    const paths: string[] = [];
+    for (let i = 0; i < dirs; i++) {
+      const parent = i < FANOUT ? root : paths[Math.floor(i / FANOUT) - 1]!;
+      const dir = join(parent, `d${i}`);
+      mkdirSync(dir);
+      paths.push(dir);
+    }
+    for (let j = 0; j < files; j++) writeFileSync(join(paths[j % dirs]!, `f${j}`), '');
+    const t0 = performance.now();
+    let entries = 0;
+    const stack = [root];
+    while (stack.length > 0) {
+      const d = stack.pop()!;
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        entries++;
+        if (e.isDirectory()) stack.push(join(d, e.name));
+      }
+    }
+    const ms = performance.now() - t0;
+    if (entries !== files + dirs) throw new Error(`walk found ${entries} entries, expected ${files + dirs}`);
+    return ms;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export async function watchScale(ctx: Ctx): Promise<WorkloadResult> {
+  const files = ctx.quick ? 20_000 : 100_000;
+  const dirs = files / 20;
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const data: Record<string, unknown> = {};
+  const walkMs = walkBaseline(files, dirs);
+  data.walkMs = round(walkMs);
+  for (const backend of ['parcel', 'chokidar']) {
+    const r = await scale(backend, files, dirs);
+    ctx.log(`  ${backend}: ready ${r.readyMs} ms, ${r.rssMB} MB, ${r.watches} watches`);
+    data[backend] = r;
+    rows.push(
+      limitRow('watch-scale', `${backend}: ready, ${files / 1000}k files / ${dirs} dirs`, r.readyMs / 1000, 's', 3, '<', {
+        value: walkMs / 1000,
+        what: 'readdir walk of the tree',
+      }),
+      limitRow('watch-scale', `${backend}: RSS when ready`, r.rssMB, 'MB', 200, '<', { value: r.rssBaseMB, what: 'same process before watching' }),
+    );
+    if (r.problems.length > 0) notes.push(`${backend} reported problems: ${r.problems.join(', ')}`);
+  }
+  if (!ctx.quick) {
+    // A million files; chokidar would need a watch per file (1.05M), beyond
+    // this machine's fs.inotify.max_user_watches, and ~10 GB at its 100k rate.
+    const big = { files: 1_000_000, dirs: 50_000 };
+    const t0 = performance.now();
+    const r = await scale('parcel', big.files, big.dirs);
+    ctx.log(`  parcel 1M: ready ${r.readyMs} ms, ${r.rssMB} MB (${round((performance.now() - t0) / 1000)} s with tree building)`);
+    data.parcel1M = r;
+    rows.push(
+      limitRow('watch-scale', 'parcel: RSS when ready, 1M files / 50k dirs', r.rssMB, 'MB', 1024, '<', { value: r.rssBaseMB, what: 'same process before watching' }),
+      limitRow('watch-scale', 'parcel: ready, 1M files', r.readyMs / 1000, 's', undefined),
+    );
+    const ch = data.chokidar as ScaleResult;
+    const perK = (ch.rssMB - ch.rssBaseMB) / (files / 1000);
+    notes.push(
+      `1M files: parcel only; chokidar needs one inotify watch per file and directory (1.05M; fs.inotify.max_user_watches is ${maxWatches()} here) ` +
+        `and, at the ${round(perK, 1)} MB per 1,000 files measured above, about ${Math.round((perK * 1000) / 1024)} GB`,
+    );
+  }
+  notes.push(`scripts/watch-scale.ts, one fresh process per backend, tree built in the same process just before (warm page cache); the walk baseline is a readdir of an identical tree`);
+  return { name: 'watch-scale', rows, notes, data };
+}
+
+function maxWatches(): string {
+  try {
+    return readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}

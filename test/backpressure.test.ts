@@ -1,0 +1,329 @@
+// Backpressure with real processes: a flood of events becomes a bounded
+// number of rsync runs, a stalled agent costs the master bounded memory and
+// holds nobody else up, and a node that fell behind catches up with one
+// merged batch while the others keep sharing theirs.
+//
+// The master watches with @parcel/watcher (one inotify watch per directory):
+// chokidar takes one per file, which for 100,000 files means ~1 GB of master
+// RSS and half the machine's inotify watches.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import { join } from 'node:path';
+import { WINDOW, type MasterStatus } from '../src/master/master.js';
+import type { NodeState, NodeStatus } from '../src/master/node-tracker.js';
+import { Cluster, waitFor } from './helpers/cluster.js';
+import { assertTreesEqual, snapshotTree } from './helpers/tree.js';
+
+const MB = 1024 * 1024;
+/** What the master's RSS must stay under, whatever it is sent or owes. */
+const RSS_BOUND = 300 * MB;
+
+// --- logs -------------------------------------------------------------------
+
+/** Where a log ends now: lines after it are what happens next. */
+function mark(log: string): number {
+  try {
+    return statSync(log).size;
+  } catch {
+    return 0;
+  }
+}
+
+function linesSince(log: string, offset: number): string[] {
+  return readFileSync(log).subarray(offset).toString('utf8').split('\n');
+}
+
+/** rsync runs an agent started (one `DEBUG rsync` line per run and path). */
+function rsyncRunsSince(log: string, offset: number): number {
+  return linesSince(log, offset).filter((l) => / DEBUG rsync /.test(l)).length;
+}
+
+interface BatchLine {
+  seq: number;
+  to: string[];
+  entries: string;
+}
+
+/** The master's `DEBUG batch seq=N to=[...] entries=...` lines. */
+function batchesSince(log: string, offset: number): BatchLine[] {
+  const out: BatchLine[] = [];
+  for (const l of linesSince(log, offset)) {
+    const m = / DEBUG batch .*\bseq=(\d+) to=(\[[^\]]*\]) entries=(.*)$/.exec(l);
+    if (!m) continue;
+    const entries = m[3]!.startsWith('"') ? (JSON.parse(m[3]!) as string) : m[3]!;
+    out.push({ seq: Number(m[1]), to: JSON.parse(m[2]!) as string[], entries });
+  }
+  return out;
+}
+
+// --- the master process ---------------------------------------------------
+
+/** VmRSS and VmHWM (the peak since start) of a process, in bytes. */
+function memoryOf(pid: number): { rss: number; peak: number } {
+  const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+}
+
+// --- trees ------------------------------------------------------------------
+
+/**
+ * Every difference between origin and mirror as rsync itemizes it: type,
+ * content (checksummed), mode, owner, group, mtime to the nanosecond, and
+ * entries only on one side. The yardstick for trees of 100,000 files, where
+ * snapshotTree, hashing one file at a time, takes a minute per tree.
+ */
+function differences(origin: string, mirror: string): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('rsync', ['-rlptgoD', '--dry-run', '--checksum', '--delete', '--itemize-changes', '--modify-window=-1', `${origin}/`, `${mirror}/`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out.split('\n').filter(Boolean)) : reject(new Error(`rsync compare exited ${code}: ${err}`))));
+  });
+}
+
+async function waitIdentical(c: Cluster, mirrors: number[], timeoutMs: number): Promise<void> {
+  let last: string[] = [];
+  await waitFor(
+    async () => {
+      for (const i of mirrors) {
+        last = (await differences(c.origin(), c.mirror(i))).map((d) => `mirror${i}: ${d}`);
+        if (last.length > 0) return false;
+      }
+      return true;
+    },
+    timeoutMs,
+    `mirrors ${mirrors.join(',')} identical to the origin`,
+    () => `${last.slice(0, 10).join('\n')}${last.length > 10 ? `\n... ${last.length - 10} more` : ''}\n${c.logs()}`,
+  );
+}
+
+/** `count` files in `dirs` new directories under `base`, many writes at once, as a busy site would. */
+async function createFiles(base: string, dirs: number, count: number, tag: string): Promise<void> {
+  await fs.mkdir(base, { recursive: true });
+  for (let d = 0; d < dirs; d++) await fs.mkdir(join(base, `d${d}`));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 256 }, async () => {
+      while (next < count) {
+        const i = next++;
+        await fs.writeFile(join(base, `d${i % dirs}`, `f${i}`), `${tag} ${i}\n`);
+      }
+    }),
+  );
+}
+
+function nodeOf(s: MasterStatus, name: string): NodeStatus {
+  const n = s.nodes.find((x) => x.name === name);
+  assert.ok(n, `no node ${name}`);
+  return n;
+}
+
+async function waitState(c: Cluster, name: string, states: NodeState[], timeoutMs: number): Promise<MasterStatus> {
+  let last: MasterStatus | null = null;
+  await waitFor(
+    async () => {
+      last = await c.fetchStatus();
+      return last !== null && states.includes(nodeOf(last, name).state);
+    },
+    timeoutMs,
+    `${name} ${states.join(' or ')}`,
+    () => `${JSON.stringify(last?.nodes, null, 1)}\n${c.logs()}`,
+  );
+  return last!;
+}
+
+// --- a flood, and a stalled agent -------------------------------------------
+
+describe('floods and a stalled agent', { timeout: 600_000 }, () => {
+  let c: Cluster;
+  const MAX_PENDING = 10_000;
+
+  before(async () => {
+    c = await new Cluster({ agents: 2, master: { watcher: 'parcel', maxPending: MAX_PENDING } }).setup();
+    await c.start();
+  });
+
+  after(async () => {
+    await c?.cleanup();
+  });
+
+  test('100,000 files created at once: a bounded number of rsync runs, identical trees', async (t) => {
+    const logs = c.agents.map((a) => mark(a!.log));
+    const before = await c.fetchStatus();
+    await createFiles(join(c.origin(), 'flood'), 400, 100_000, 'flood');
+    await waitIdentical(c, [0, 1], 600_000);
+    const status = await c.waitIdle(120_000);
+    // Spot checks with the strict yardstick, mtimes of files and directories included.
+    for (const d of ['d0', 'd199', 'd399']) {
+      const o = await snapshotTree(join(c.origin(), 'flood', d));
+      for (const i of [0, 1]) assertTreesEqual(await snapshotTree(join(c.mirror(i), 'flood', d)), o, { names: [`mirror${i}`, 'origin'] });
+    }
+    const runs = c.agents.map((a, i) => rsyncRunsSince(a!.log, logs[i]!));
+    const mem = memoryOf(c.master!.child.pid!);
+    t.diagnostic(`rsync runs per agent: ${runs.join(', ')}; master batches: ${status.batches - before!.batches}; master RSS ${Math.round(mem.rss / MB)} MB, peak ${Math.round(mem.peak / MB)} MB`);
+    for (const [i, r] of runs.entries()) assert.ok(r >= 1 && r <= 20, `mirror${i}: 100,000 files took ${r} rsync runs`);
+    assert.ok(mem.peak < RSS_BOUND, `master peak RSS ${Math.round(mem.peak / MB)} MB`);
+  });
+
+  test('the flood deleted again', async () => {
+    await fs.rm(join(c.origin(), 'flood'), { recursive: true });
+    await waitIdentical(c, [0, 1], 300_000);
+    await c.waitIdle(60_000);
+  });
+
+  test('a stalled agent costs bounded memory, holds nobody up, and is disconnected; it catches up when it runs again', async (t) => {
+    const stalled = c.agents[1]!;
+    const name = c.agentName(1);
+    const masterPid = c.master!.child.pid!;
+    assert.ok(stalled.child.kill('SIGSTOP'));
+    let resumed = false;
+    try {
+      const ROUNDS = 6;
+      const PER_ROUND = 5_000;
+      const seen = new Set<NodeState>();
+      let maxPending = 0;
+      for (let r = 0; r < ROUNDS; r++) {
+        await createFiles(join(c.origin(), 'churn', `r${r}`), 50, PER_ROUND, `round ${r}`);
+        // (a) the running agent keeps up, round after round
+        await waitIdentical(c, [0], 120_000);
+        // (b) the master's memory, and what it owes the stalled node, stay bounded
+        const mem = memoryOf(masterPid);
+        const s = (await c.fetchStatus())!;
+        const n = nodeOf(s, name);
+        seen.add(n.state);
+        maxPending = Math.max(maxPending, n.pending);
+        t.diagnostic(`round ${r}: ${name} ${n.state}, pending ${n.pending}, in flight ${n.inFlight}; master RSS ${Math.round(mem.rss / MB)} MB`);
+        assert.ok(mem.rss < RSS_BOUND, `round ${r}: master RSS ${Math.round(mem.rss / MB)} MB`);
+        // While connected, up to WINDOW batches may be in flight on top of
+        // what is owed; each holds at most maxPending entries per path.
+        const bound = n.connected ? (WINDOW + 1) * MAX_PENDING : MAX_PENDING;
+        assert.ok(n.pending <= bound, `round ${r}: ${n.pending} pending for ${name} (${n.state}), bound ${bound}`);
+      }
+      // (c) the master gives up on a peer that answers no heartbeat
+      const s = await waitState(c, name, ['disconnected'], 60_000);
+      const n = nodeOf(s, name);
+      assert.equal(n.inFlight, 0);
+      assert.ok(n.pending >= 1 && n.pending <= MAX_PENDING, `${n.pending} pending once disconnected`);
+      assert.equal(nodeOf(s, c.agentName(0)).state, 'idle');
+      const peak = memoryOf(masterPid).peak;
+      t.diagnostic(`${name} states seen: ${[...seen].join(', ')}; max pending ${maxPending}; master peak RSS ${Math.round(peak / MB)} MB`);
+      assert.ok(peak < RSS_BOUND, `master peak RSS ${Math.round(peak / MB)} MB`);
+      assert.equal(stalled.child.exitCode, null, 'the stalled agent is still there, only stopped');
+      stalled.child.kill('SIGCONT');
+      resumed = true;
+      await waitIdentical(c, [0, 1], 300_000);
+      await c.waitIdle(60_000);
+    } finally {
+      if (!resumed) stalled.child.kill('SIGCONT');
+    }
+  });
+});
+
+// --- merging ----------------------------------------------------------------
+
+describe('merged batches', { timeout: 300_000 }, () => {
+  let c: Cluster;
+  let gate = '';
+
+  before(async () => {
+    // mirror2 pulls at 1 KiB/s through an rsync that waits while a gate file
+    // exists: a node that falls behind for as long as the test says, while
+    // its agent stays connected and answers heartbeats.
+    c = new Cluster({
+      agents: 3,
+      agent: (i) => (i === 2 ? { rsync: { bwlimit: 1, binary: join(c.dir, 'gated-rsync') } } : {}),
+    });
+    gate = join(c.dir, 'gate');
+    await fs.writeFile(join(c.dir, 'gated-rsync'), `#!/bin/sh\nwhile [ -e '${gate}' ]; do sleep 0.02; done\nexec rsync "$@"\n`, { mode: 0o755 });
+    await c.setup();
+    await c.start();
+  });
+
+  after(async () => {
+    await fs.rm(gate, { force: true });
+    await c?.cleanup();
+  });
+
+  test('batches that arrive while rsync runs are merged: fewer runs than batches', async (t) => {
+    const agentLogs = c.agents.map((a) => mark(a!.log));
+    const masterLog = mark(c.master!.log);
+    const before = (await c.fetchStatus())!;
+    await fs.mkdir(join(c.origin(), 'quick'));
+    for (let i = 0; i < 50; i++) {
+      await fs.writeFile(join(c.origin(), 'quick', `q${i}.txt`), `change ${i}\n`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await c.waitConverged(undefined, 60_000);
+    const after_ = await c.waitIdle(60_000);
+    const batches = after_.batches - before.batches;
+    const lines = batchesSince(c.master!.log, masterLog);
+    const runs = c.agents.map((a, i) => rsyncRunsSince(a!.log, agentLogs[i]!));
+    const received = c.agents.map((_, i) => lines.filter((b) => b.to.includes(c.agentName(i))).length);
+    t.diagnostic(`master batches ${batches}; batches received per agent: ${received.join(', ')}; rsync runs per agent: ${runs.join(', ')}`);
+    assert.equal(lines.length, batches, 'one log line per batch');
+    for (let i = 0; i < c.agentCount; i++) {
+      assert.ok(runs[i]! >= 1, `mirror${i} ran rsync`);
+      assert.ok(runs[i]! <= received[i]!, `mirror${i}: ${runs[i]} runs for ${received[i]} batches`);
+    }
+    assert.ok(runs[2]! < received[2]!, `the slow mirror2 merged nothing: ${runs[2]} runs for ${received[2]} batches`);
+    assert.ok(runs.every((r) => r < batches), `runs ${runs.join(', ')} for ${batches} batches`);
+  });
+
+  test('a node that lags gets one merged catch-up batch while the others keep sharing one signed batch', async (t) => {
+    await c.waitIdle(30_000);
+    const masterLog = mark(c.master!.log);
+    const agentLog = mark(c.agents[2]!.log);
+    const [m0, m1, m2] = [0, 1, 2].map((i) => c.agentName(i)) as [string, string, string];
+    const ROUNDS = WINDOW + 2;
+    await fs.mkdir(join(c.origin(), 'lag'));
+    await fs.writeFile(gate, '');
+    try {
+      // One batch per round: each waits until the others have it.
+      for (let r = 1; r <= ROUNDS; r++) {
+        await fs.writeFile(join(c.origin(), 'lag', `r${r}.txt`), `round ${r}\n`);
+        await c.waitConverged([0, 1]);
+      }
+      const s = (await c.fetchStatus())!;
+      const n = nodeOf(s, m2);
+      t.diagnostic(`held back: ${m2} ${n.state}, ${n.inFlight} batches in flight, ${n.pending} changes pending`);
+      assert.equal(n.inFlight, WINDOW, 'a full window in flight');
+      assert.ok(n.pending > n.inFlight, 'and more owed than sent');
+      assert.equal(nodeOf(s, m0).state, 'idle', 'the others are not held up');
+      assert.equal(nodeOf(s, m1).state, 'idle', 'the others are not held up');
+    } finally {
+      await fs.rm(gate, { force: true });
+    }
+    await c.waitConverged(undefined, 60_000);
+    await c.waitIdle(30_000);
+
+    const lines = batchesSince(c.master!.log, masterLog);
+    const explain = lines.map((b) => `seq=${b.seq} to=${b.to.join(',')} ${b.entries}`).join('\n');
+    const carries = (b: BatchLine, r: number): boolean => b.entries.split(/[:,]/).includes(`lag/r${r}.txt`);
+    for (let r = 1; r <= ROUNDS; r++) {
+      // Every round reached the caught-up nodes as one batch, signed once for both.
+      const shared = lines.filter((b) => carries(b, r) && b.to.includes(m0) && b.to.includes(m1));
+      assert.equal(shared.length, 1, `round ${r} was not one batch shared by ${m0} and ${m1}:\n${explain}`);
+      // Up to a full window the lagging node shared it too; past that it was left out.
+      assert.equal(shared[0]!.to.includes(m2), r <= WINDOW, `round ${r} and ${m2}:\n${explain}`);
+    }
+    // What it missed reached it afterwards, merged into one batch of its own.
+    const catchUp = lines.filter((b) => b.to.length === 1 && b.to[0] === m2);
+    assert.equal(catchUp.length, 1, `catch-up batches for ${m2}:\n${explain}`);
+    for (let r = WINDOW + 1; r <= ROUNDS; r++) assert.ok(carries(catchUp[0]!, r), `round ${r} missing from the catch-up:\n${explain}`);
+    // And the agent merged the window that queued behind its held-back run:
+    // one run for the first batch, one for the rest of the window, one for the catch-up.
+    const runs = rsyncRunsSince(c.agents[2]!.log, agentLog);
+    t.diagnostic(`${m2}: ${WINDOW + 1} batches, ${runs} rsync runs`);
+    assert.ok(runs <= 3, `${m2} needed ${runs} rsync runs for ${WINDOW + 1} batches`);
+  });
+});

@@ -1,0 +1,271 @@
+// Random but reproducible filesystem churn on an origin tree: creates, writes,
+// appends, renames, moves, deletes, deep trees and awkward names. The fault
+// tests use it for bursts, the soak script for minutes on end.
+import { lstatSync, readdirSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import { join, relative } from 'node:path';
+
+/** sfc32: small, fast, and the same sequence on every platform for a seed. */
+export class Rng {
+  private a: number;
+  private b: number;
+  private c: number;
+  private d: number;
+
+  constructor(readonly seed: number) {
+    this.a = 0x9e3779b9;
+    this.b = 0x243f6a88;
+    this.c = 0xb7e15162;
+    this.d = seed >>> 0;
+    for (let i = 0; i < 15; i++) this.next();
+  }
+
+  /** uniform in [0, 1) */
+  next(): number {
+    this.a >>>= 0;
+    this.b >>>= 0;
+    this.c >>>= 0;
+    this.d >>>= 0;
+    const t = (((this.a + this.b) | 0) + this.d) | 0;
+    this.d = (this.d + 1) | 0;
+    this.a = this.b ^ (this.b >>> 9);
+    this.b = (this.c + (this.c << 3)) | 0;
+    this.c = (this.c << 21) | (this.c >>> 11);
+    this.c = (this.c + t) | 0;
+    return (t >>> 0) / 4294967296;
+  }
+
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  pick<T>(items: readonly T[]): T {
+    if (items.length === 0) throw new Error('pick from nothing');
+    return items[Math.floor(this.next() * items.length)]!;
+  }
+
+  bytes(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    for (let i = 0; i < n; i += 4) {
+      const v = (this.next() * 4294967296) >>> 0;
+      out[i] = v & 0xff;
+      if (i + 1 < n) out[i + 1] = (v >>> 8) & 0xff;
+      if (i + 2 < n) out[i + 2] = (v >>> 16) & 0xff;
+      if (i + 3 < n) out[i + 3] = v >>> 24;
+    }
+    return out;
+  }
+}
+
+/** Names rsync, shells and glob matchers all like to get wrong. */
+export const ODD_NAMES = [
+  'with space',
+  ' leading space',
+  'trailing space ',
+  'ünïcødé-名前',
+  'emoji-😀',
+  'new\nline',
+  'tab\tname',
+  '-leading-dash',
+  '--looks-like-option',
+  'glob*star',
+  'what?',
+  '[brackets]',
+  'back\\slash',
+  "quote'single",
+  'quote"double',
+  '.hidden',
+  '~tilde',
+  '#hash',
+  '%percent%',
+  'x'.repeat(200),
+];
+
+export interface ChurnStats {
+  ops: number;
+  created: number;
+  written: number;
+  renamed: number;
+  deleted: number;
+  dirs: number;
+  failed: number;
+}
+
+export interface ChurnOptions {
+  /** stop growing beyond this many entries (deletions win then) */
+  maxEntries?: number;
+  /** largest file written, in bytes */
+  maxFileSize?: number;
+}
+
+/**
+ * Operates on the real tree (the listing is refreshed now and then), so
+ * whatever happened to it — a crash, a test's own edits — it keeps going.
+ * Races with nobody: errors from an entry gone meanwhile count as `failed`.
+ */
+export class Churn {
+  readonly stats: ChurnStats = { ops: 0, created: 0, written: 0, renamed: 0, deleted: 0, dirs: 0, failed: 0 };
+  private files: string[] = [];
+  private dirs: string[] = [''];
+  private sinceScan = Infinity;
+  private seq = 0;
+  private readonly maxEntries: number;
+  private readonly maxFileSize: number;
+
+  constructor(
+    readonly root: string,
+    readonly rng: Rng,
+    opts: ChurnOptions = {},
+  ) {
+    this.maxEntries = opts.maxEntries ?? 3000;
+    this.maxFileSize = opts.maxFileSize ?? 256 * 1024;
+  }
+
+  private scan(): void {
+    this.files = [];
+    this.dirs = [''];
+    const walk = (abs: string): void => {
+      let names: string[];
+      try {
+        names = readdirSync(abs);
+      } catch {
+        return;
+      }
+      for (const n of names) {
+        const p = join(abs, n);
+        try {
+          const st = lstatSync(p);
+          const rel = relative(this.root, p);
+          if (st.isDirectory()) {
+            this.dirs.push(rel);
+            walk(p);
+          } else this.files.push(rel);
+        } catch {
+          // gone meanwhile
+        }
+      }
+    };
+    walk(this.root);
+    this.sinceScan = 0;
+  }
+
+  private name(): string {
+    const r = this.rng;
+    const base = r.chance(0.25) ? r.pick(ODD_NAMES) : `n${r.int(0, 999)}`;
+    return `${base}-${this.seq++}`;
+  }
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : join(this.root, rel);
+  }
+
+  private content(): Buffer {
+    const r = this.rng;
+    const size = r.chance(0.1) ? 0 : r.chance(0.05) ? r.int(64 * 1024, this.maxFileSize) : r.int(1, 4096);
+    return r.bytes(size);
+  }
+
+  /** One random operation. */
+  async step(): Promise<void> {
+    if (this.sinceScan++ > 50) this.scan();
+    const r = this.rng;
+    const entries = this.files.length + this.dirs.length;
+    const full = entries > this.maxEntries;
+    const roll = r.next();
+    this.stats.ops++;
+    try {
+      if (full ? roll < 0.5 : roll < 0.08) return await this.remove();
+      if (roll < 0.35 || this.files.length === 0) return await this.create();
+      if (roll < 0.6) return await this.write();
+      if (roll < 0.7) return await this.mkdirs();
+      if (roll < 0.82) return await this.rename();
+      if (roll < 0.88) return await this.chmod();
+      if (roll < 0.92) return await this.symlink();
+      return await this.remove();
+    } catch {
+      this.stats.failed++;
+      this.sinceScan = Infinity;
+    }
+  }
+
+  private async create(): Promise<void> {
+    const rel = join(this.rng.pick(this.dirs), this.name());
+    await fs.writeFile(this.abs(rel), this.content());
+    this.files.push(rel);
+    this.stats.created++;
+  }
+
+  private async write(): Promise<void> {
+    const rel = this.rng.pick(this.files);
+    if (this.rng.chance(0.3)) await fs.appendFile(this.abs(rel), this.content());
+    else if (this.rng.chance(0.2)) {
+      // An editor's save: a temp file renamed over the original.
+      const tmp = `${this.abs(rel)}.tmp-${this.seq++}`;
+      await fs.writeFile(tmp, this.content());
+      await fs.rename(tmp, this.abs(rel));
+    } else await fs.writeFile(this.abs(rel), this.content());
+    this.stats.written++;
+  }
+
+  private async mkdirs(): Promise<void> {
+    let rel = this.rng.pick(this.dirs);
+    const depth = this.rng.chance(0.1) ? this.rng.int(10, 40) : this.rng.int(1, 3);
+    for (let i = 0; i < depth; i++) rel = join(rel, this.rng.chance(0.1) ? this.name() : `d${this.seq++}`);
+    await fs.mkdir(this.abs(rel), { recursive: true });
+    this.stats.dirs++;
+    this.sinceScan = Infinity;
+    if (this.rng.chance(0.7)) {
+      for (let i = this.rng.int(1, 5); i > 0; i--) await fs.writeFile(join(this.abs(rel), this.name()), this.content());
+    }
+  }
+
+  private async rename(): Promise<void> {
+    const r = this.rng;
+    const moveDir = r.chance(0.3) && this.dirs.length > 1;
+    const from = moveDir ? r.pick(this.dirs.slice(1)) : r.pick(this.files);
+    let toDir = r.pick(this.dirs);
+    // A directory cannot move into itself.
+    if (moveDir && (toDir === from || toDir.startsWith(from + '/'))) toDir = '';
+    await fs.rename(this.abs(from), join(this.abs(toDir), this.name()));
+    this.stats.renamed++;
+    this.sinceScan = Infinity;
+  }
+
+  private async chmod(): Promise<void> {
+    const rel = this.rng.pick(this.files);
+    await fs.chmod(this.abs(rel), this.rng.pick([0o644, 0o600, 0o755, 0o640, 0o444]));
+    this.stats.written++;
+  }
+
+  private async symlink(): Promise<void> {
+    const rel = join(this.rng.pick(this.dirs), this.name());
+    const target = this.rng.chance(0.5) && this.files.length > 0 ? relative(this.rng.pick(this.dirs), this.rng.pick(this.files)) : 'dangling/target';
+    await fs.symlink(target, this.abs(rel));
+    this.files.push(rel);
+    this.stats.created++;
+  }
+
+  private async remove(): Promise<void> {
+    const r = this.rng;
+    if (r.chance(0.2) && this.dirs.length > 1) {
+      const rel = r.pick(this.dirs.slice(1));
+      await fs.rm(this.abs(rel), { recursive: true, force: true });
+      this.sinceScan = Infinity;
+    } else {
+      if (this.files.length === 0) return;
+      const i = r.int(0, this.files.length - 1);
+      await fs.rm(this.abs(this.files[i]!), { force: true });
+      this.files.splice(i, 1);
+    }
+    this.stats.deleted++;
+  }
+
+  /** `n` operations back to back. */
+  async burst(n: number): Promise<void> {
+    for (let i = 0; i < n; i++) await this.step();
+  }
+}

@@ -1,0 +1,270 @@
+// NodeTracker on its own: what the master owes one node, what is in flight,
+// and the state and figures the status page derives from them. Time is passed
+// in explicitly, so every lag here is exact.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LAGGING_AFTER_S, NodeTracker } from '../src/master/node-tracker.js';
+import type { PathChanges } from '../src/protocol/changes.js';
+import type { RunReport } from '../src/protocol/messages.js';
+
+const KEY = new Uint8Array(32);
+const T0 = 1_700_000_000_000;
+
+function changes(name: string, files: string[] = [], over: Partial<PathChanges> = {}): PathChanges {
+  return { name, full: false, files, dirs: [], trees: [], ...over };
+}
+
+function run(kind: RunReport['kind'], over: Partial<RunReport> = {}): RunReport {
+  return { path: 'www', full: false, kind, exit: kind === 'ok' ? 0 : null, message: '', files: 1, bytes: 10, deleted: 0, durationMs: 5, ...over };
+}
+
+/** A tracker whose node connected at T0 and applied its initial sync. */
+function synced(paths = ['www']): NodeTracker {
+  const t = new NodeTracker('n1', KEY, paths, 100);
+  t.onReady('1.0.0', T0);
+  const { changes: c, oldest } = t.takePending();
+  t.recordSent(1, c, oldest, T0);
+  t.onResult(1, true, [run('ok', { full: true })], T0);
+  return t;
+}
+
+test('a new node owes a full sync of every path and has never connected', (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: T0 });
+  const n = new NodeTracker('n1', KEY, ['www', 'feeds'], 100);
+  assert.equal(n.state(T0, false), 'never-connected');
+  assert.equal(n.pendingCount, 2, 'a full path counts as one');
+  assert.ok(n.hasPending);
+  assert.equal(n.lagSeconds(T0 + 5_000), 5, 'owed since the tracker was made');
+  const s = n.status(T0 + 5_000, false);
+  assert.equal(s.connected, false);
+  assert.equal(s.pending, 2);
+  assert.equal(s.inFlight, 0);
+  assert.equal(s.lastSync, null);
+  assert.equal(s.lastBatchSent, null);
+});
+
+test('a handshake in progress shows connecting, whether or not the node was seen before', () => {
+  const n = new NodeTracker('n1', KEY, ['www'], 100);
+  n.onConnecting('10.0.0.1:5000', T0);
+  assert.equal(n.state(T0, true), 'connecting');
+  assert.equal(n.status(T0, true).address, '10.0.0.1:5000');
+  // The handshake went nowhere: back to what it was.
+  assert.equal(n.state(T0, false), 'never-connected');
+  n.onReady('1.0.0', T0);
+  n.onDisconnect(T0 + 1);
+  assert.equal(n.state(T0 + 2, false), 'disconnected');
+  assert.equal(n.state(T0 + 2, true), 'connecting');
+});
+
+test('initial sync: sent, acked, applied, then idle', () => {
+  const n = new NodeTracker('n1', KEY, ['www'], 100);
+  n.onReady('1.0.0', T0);
+  const { changes: c, oldest } = n.takePending();
+  assert.deepEqual(c, [changes('www', [], { full: true })]);
+  assert.equal(n.hasPending, false);
+  n.recordSent(7, c, oldest, T0);
+  assert.equal(n.state(T0, false), 'initial-sync');
+  assert.equal(n.inflight.length, 1);
+  n.onAck(7, T0 + 1);
+  assert.equal(n.inflight[0]!.acked, true);
+  assert.equal(n.lastAcked, 7);
+  assert.equal(n.state(T0 + 1, false), 'initial-sync', 'acked is not applied');
+  n.onResult(7, true, [run('ok', { full: true, files: 3, bytes: 300, durationMs: 40 })], T0 + 2);
+  assert.equal(n.state(T0 + 2, false), 'idle');
+  const s = n.status(T0 + 2, false);
+  assert.equal(s.lastBatchSent, 7);
+  assert.equal(s.lastBatchAcked, 7);
+  assert.equal(s.lastBatchApplied, 7);
+  assert.equal(s.pending, 0);
+  assert.equal(s.inFlight, 0);
+  assert.equal(s.lagSeconds, 0);
+  assert.deepEqual(s.lastSync, { at: new Date(T0 + 2).toISOString(), durationMs: 40, files: 3, bytes: 300, full: true });
+  assert.deepEqual(s.syncs, { ok: 1, failed: 0 });
+  assert.equal(s.filesTotal, 3);
+  assert.equal(s.bytesTotal, 300);
+});
+
+test('absorb merges into what is owed and keeps the oldest change time', () => {
+  const n = synced(['www', 'feeds']);
+  n.absorb([changes('www', ['a'])], T0 + 100);
+  n.absorb([changes('www', ['b']), changes('feeds', ['x'])], T0 + 50);
+  n.absorb([changes('www', ['a'])], T0 + 500);
+  assert.equal(n.pendingOldest, T0 + 50);
+  assert.equal(n.pendingCount, 3, 'a repeated path is one entry');
+  const { changes: c, oldest } = n.takePending();
+  assert.equal(oldest, T0 + 50);
+  assert.deepEqual(c.map((x) => [x.name, x.files]), [['www', ['a', 'b']], ['feeds', ['x']]]);
+  assert.equal(n.hasPending, false);
+  assert.equal(n.pendingOldest, null);
+  assert.deepEqual(n.takePending().changes, [], 'taken once');
+});
+
+test('pending beyond the limit collapses instead of growing', () => {
+  const n = synced();
+  for (let d = 0; d < 50; d++) n.absorb([changes('www', Array.from({ length: 50 }, (_, i) => `d${d}/f${i}`))], T0);
+  assert.ok(n.pendingCount <= 100, `pending ${n.pendingCount} over the limit of 100`);
+  assert.ok(n.pendingCount >= 1);
+});
+
+test('takePending holds back paused paths, and their age with them', () => {
+  const n = synced(['www', 'feeds']);
+  n.absorb([changes('www', ['a']), changes('feeds', ['x'])], T0 + 10);
+  const { changes: c, oldest } = n.takePending(new Set(['feeds']));
+  assert.deepEqual(c.map((x) => x.name), ['www']);
+  assert.equal(oldest, T0 + 10);
+  assert.ok(n.hasPending, 'feeds is still owed');
+  assert.equal(n.pendingOldest, T0 + 10, 'the held change is as old as ever');
+  assert.deepEqual(n.takePending().changes.map((x) => x.name), ['feeds']);
+  assert.equal(n.pendingOldest, null);
+});
+
+test('a result covers every batch up to its seq; later ones stay in flight', () => {
+  const n = synced();
+  n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
+  n.recordSent(3, [changes('www', ['b'])], T0 + 20, T0 + 20);
+  n.recordSent(4, [changes('www', ['c'])], T0 + 30, T0 + 30);
+  assert.equal(n.state(T0 + 30, false), 'syncing');
+  // The agent merged 2 and 3 into one run.
+  n.onResult(3, true, [run('ok')], T0 + 40);
+  assert.deepEqual(n.inflight.map((f) => f.seq), [4]);
+  assert.equal(n.lastApplied, 3);
+  assert.equal(n.lagSeconds(T0 + 40), 0.01, 'only batch 4 is unapplied');
+  n.onResult(4, true, [run('ok')], T0 + 50);
+  assert.equal(n.state(T0 + 50, false), 'idle');
+});
+
+test('a retryable failure keeps the batch in flight and shows the error until a run succeeds', () => {
+  const n = synced();
+  n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
+  n.onResult(2, false, [run('retry', { exit: 3, message: 'Errors selecting input/output files, dirs: cannot stat destination' })], T0 + 20);
+  assert.deepEqual(n.inflight.map((f) => f.seq), [2], 'the agent still owes it');
+  assert.equal(n.state(T0 + 20, false), 'error');
+  const s = n.status(T0 + 20, false);
+  assert.deepEqual(s.lastError, {
+    at: new Date(T0 + 20).toISOString(),
+    path: 'www',
+    exit: 3,
+    kind: 'retry',
+    message: 'Errors selecting input/output files, dirs: cannot stat destination',
+  });
+  assert.deepEqual(s.syncs, { ok: 1, failed: 1 });
+  assert.equal(s.inFlight, 1);
+  assert.equal(s.lastBatchApplied, 1, 'not applied yet');
+  // The retry succeeds.
+  n.onResult(2, true, [run('ok')], T0 + 30);
+  assert.equal(n.state(T0 + 30, false), 'idle');
+  assert.equal(n.lastError, null);
+  assert.equal(n.inflight.length, 0);
+});
+
+test('a fatal failure drops the batch: retrying it would fail the same way', () => {
+  const n = synced();
+  n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
+  n.onResult(2, false, [run('fatal', { exit: 25, message: 'The --max-delete limit stopped deletions' })], T0 + 20);
+  assert.equal(n.inflight.length, 0);
+  assert.equal(n.hasPending, false);
+  assert.equal(n.lastApplied, 2);
+  assert.equal(n.state(T0 + 20, false), 'error');
+  assert.equal(n.lastError?.exit, 25);
+  assert.equal(n.lastError?.kind, 'fatal');
+  // A failure without a failed run still says something.
+  n.recordSent(3, [changes('www', ['b'])], T0 + 30, T0 + 30);
+  n.onResult(3, false, [], T0 + 40);
+  assert.deepEqual({ ...n.lastError, at: null }, { at: null, path: null, exit: null, kind: 'fatal', message: 'sync failed' });
+});
+
+test('a disconnect owes again whatever was in flight, with its age', () => {
+  const n = synced();
+  n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
+  n.recordSent(3, [changes('www', [], { trees: ['d'] })], T0 + 20, T0 + 20);
+  n.absorb([changes('www', ['z'])], T0 + 30);
+  n.onDisconnect(T0 + 40);
+  assert.equal(n.inflight.length, 0);
+  assert.equal(n.state(T0 + 40, false), 'disconnected');
+  assert.equal(n.pendingOldest, T0 + 10);
+  assert.equal(n.lagSeconds(T0 + 1_010), 1);
+  const { changes: c } = n.takePending();
+  assert.deepEqual(c, [changes('www', ['a', 'z'], { trees: ['d'] })]);
+});
+
+test('a disconnect during the initial sync owes the full sync again, and the reconnection starts it over', () => {
+  const n = new NodeTracker('n1', KEY, ['www'], 100);
+  n.onReady('1.0.0', T0);
+  const first = n.takePending();
+  n.recordSent(1, first.changes, first.oldest, T0);
+  n.onDisconnect(T0 + 10);
+  assert.equal(n.state(T0 + 10, false), 'disconnected');
+  n.onReady('1.0.0', T0 + 20);
+  const again = n.takePending();
+  assert.deepEqual(again.changes, [changes('www', [], { full: true })]);
+  n.recordSent(5, again.changes, again.oldest, T0 + 20);
+  assert.equal(n.state(T0 + 20, false), 'initial-sync');
+  // A late result for the first attempt does not end the second one.
+  n.onResult(1, true, [run('ok', { full: true })], T0 + 30);
+  assert.equal(n.state(T0 + 30, false), 'initial-sync');
+  n.onResult(5, true, [run('ok', { full: true })], T0 + 40);
+  assert.equal(n.state(T0 + 40, false), 'idle');
+});
+
+test('lag is the age of the oldest change not applied, pending or in flight', () => {
+  const n = synced();
+  assert.equal(n.lagSeconds(T0 + 60_000), 0, 'nothing owed, no lag however long idle');
+  n.recordSent(2, [changes('www', ['a'])], T0 + 1_000, T0 + 1_500);
+  n.absorb([changes('www', ['b'])], T0 + 3_000);
+  assert.equal(n.lagSeconds(T0 + 4_000), 3, 'measured from the change, not from the send');
+  n.onResult(2, true, [run('ok')], T0 + 4_000);
+  assert.equal(n.lagSeconds(T0 + 4_000), 1, 'the pending change is what is left');
+  n.takePending();
+  assert.equal(n.lagSeconds(T0 + 4_000), 0);
+  assert.equal(n.lagSeconds(T0 - 10_000 + 1), 0, 'never negative');
+});
+
+test(`a connected node is lagging once its lag passes ${LAGGING_AFTER_S} s, and syncing up to it`, () => {
+  const n = synced();
+  const t = T0 + 100_000;
+  n.recordSent(2, [changes('www', ['a'])], t, t);
+  assert.equal(n.state(t + LAGGING_AFTER_S * 1000, false), 'syncing');
+  assert.equal(n.state(t + LAGGING_AFTER_S * 1000 + 1, false), 'lagging');
+  assert.equal(n.status(t + 45_500, false).lagSeconds, 45.5);
+  n.onResult(2, true, [run('ok')], t + 46_000);
+  assert.equal(n.state(t + 46_000, false), 'idle');
+});
+
+test('state precedence: error, then initial-sync, then lagging, then syncing', () => {
+  const n = new NodeTracker('n1', KEY, ['www'], 100);
+  n.onReady('1.0.0', T0);
+  const p = n.takePending();
+  n.recordSent(1, p.changes, p.oldest, T0);
+  const late = T0 + (LAGGING_AFTER_S + 60) * 1000;
+  assert.equal(n.state(late, false), 'initial-sync', 'a long initial sync is not lagging');
+  n.onResult(1, false, [run('retry', { exit: 10, message: 'Error in socket I/O' })], late);
+  assert.equal(n.state(late, false), 'error', 'a failed initial sync is an error');
+  n.onResult(1, true, [run('ok')], late);
+  n.recordSent(2, [changes('www', ['a'])], late, late);
+  assert.equal(n.state(late + (LAGGING_AFTER_S + 1) * 1000, false), 'lagging');
+  assert.equal(n.state(late + 1000, false), 'syncing');
+  // Disconnected trumps everything the connection knew.
+  n.onDisconnect(late + 2000);
+  assert.equal(n.state(late + 2000, false), 'disconnected');
+});
+
+test('pending in the status counts owed and in-flight entries; a full path counts once', () => {
+  const n = synced(['www', 'feeds']);
+  n.recordSent(2, [changes('www', ['a', 'b'], { dirs: ['d'], trees: ['t'] })], T0, T0);
+  n.recordSent(3, [changes('feeds', [], { full: true })], T0, T0);
+  n.absorb([changes('www', ['c'])], T0);
+  const s = n.status(T0, false);
+  assert.equal(s.inFlight, 2);
+  assert.equal(s.pending, 4 + 1 + 1);
+});
+
+test('progress is forgotten once a result or a disconnect arrives', () => {
+  const n = synced();
+  n.recordSent(2, [changes('www', ['a'])], T0, T0);
+  n.progress = { path: 'www', percent: 40 };
+  n.onResult(2, true, [run('ok')], T0 + 1);
+  assert.equal(n.status(T0 + 1, false).progress, null);
+  n.progress = { path: 'www', percent: 40 };
+  n.onDisconnect(T0 + 2);
+  assert.equal(n.status(T0 + 2, false).progress, null);
+});
