@@ -583,12 +583,12 @@ describe('paths', () => {
 
   test('exclude patterns must be usable by rsync', () => {
     const dir = workspace();
-    const file = write(dir, 'master.yaml', `${MINIMAL_MASTER}    exclude:\n      - ok\n      - ""\n      - "a\\nb"\n      - "# x"\n`);
+    const file = write(dir, 'master.yaml', `${MINIMAL_MASTER}    exclude:\n      - ok\n      - ""\n      - "a\\nb"\n      - "- x"\n`);
     const { problems } = parseMasterConfig(file);
     assert.equal(problemAt(problems, 'paths[0].exclude[1]').line, 10);
     assert.match(problemAt(problems, 'paths[0].exclude[1]').reason, /must not be empty/);
     assert.match(problemAt(problems, 'paths[0].exclude[2]').reason, /newline/);
-    assert.match(problemAt(problems, 'paths[0].exclude[3]').reason, /cannot be used as an rsync exclude: .*comment/);
+    assert.match(problemAt(problems, 'paths[0].exclude[3]').reason, /cannot be used as an rsync exclude/);
   });
 
   test('an exclude that repeats the watch directory gets a hint', () => {

@@ -19,7 +19,7 @@ import { findFreePort } from './helpers/ports.js';
 
 const RSYNC = 'rsync';
 const TREES = Number(process.env.EXCLUDES_TREES ?? 40);
-const DAEMON_TREES = Math.ceil(TREES / 3);
+const DAEMON_TREES = Math.ceil(TREES / 4);
 const LISTS_PER_TREE = 4;
 const BASE_SEED = Number(process.env.EXCLUDES_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const PARALLEL = 8;

@@ -139,6 +139,7 @@ export class Master implements SessionHost {
     this.rsyncd.on('log', (line: string) => this.log.debug('rsyncd', { line }));
     this.rsyncd.on('exit', (info: unknown) => this.log.warn('rsync daemon exited; restarting it', { info }));
     this.rsyncd.on('restarted', () => this.log.info('rsync daemon restarted'));
+    this.rsyncd.on('orphan', (info: unknown) => this.log.warn('killed an rsync daemon left running by a master that died; it held the port', { info }));
   }
 
   async start(): Promise<void> {

@@ -7,7 +7,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from './rsyncd-conf.js';
 
@@ -54,6 +54,13 @@ export interface RsyncDaemonStatus {
   lastError: string | null;
 }
 
+/** Payload of the 'orphan' event: a daemon left by a master that died, removed to free the port. */
+export interface RsyncDaemonOrphan {
+  pid: number;
+  port: number;
+  dir: string;
+}
+
 /** Payload of the 'exit' event: the daemon died without being asked to. */
 export interface RsyncDaemonExit {
   pid: number;
@@ -71,6 +78,8 @@ const LOG_POLL_MS = 200;
 const LOG_MAX_BYTES = 1024 * 1024;
 const PROBE_TIMEOUT_MS = 1_000;
 const TAIL_LINES = 20;
+/** In the runtime dir: the pid of the process supervising the daemon. */
+const OWNER_FILE = 'owner';
 /** rsync's own "YYYY/MM/DD hh:mm:ss " prefix; the master's logger adds a time already. */
 const RSYNC_TIME_PREFIX = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /;
 
@@ -89,6 +98,7 @@ interface Spawned {
  * - 'log' (line: string): a line the daemon wrote (never contains passwords)
  * - 'exit' (info: RsyncDaemonExit): the daemon, or an attempt to restart it, died
  * - 'restarted' ({ pid, restarts }): a replacement daemon accepts connections
+ * - 'orphan' (info: RsyncDaemonOrphan): a dead master's daemon held the port and was killed
  */
 export class RsyncDaemon extends EventEmitter {
   private readonly timing: RsyncDaemonTiming;
@@ -187,6 +197,7 @@ export class RsyncDaemon extends EventEmitter {
       dir,
       privileged: this.privileged,
     });
+    await writePrivate(join(dir, OWNER_FILE), `${process.pid}\n`);
     await writePrivate(join(dir, 'rsyncd.conf'), files.conf);
     await writePrivate(secretsFilePath(dir), files.secrets);
     for (const [name, content] of files.excludeFiles) await writePrivate(excludeFilePath(dir, name), content);
@@ -196,7 +207,8 @@ export class RsyncDaemon extends EventEmitter {
   private async launch(): Promise<Spawned> {
     const { host, port } = this.opts;
     if (this.stopping || this.dir === null) throw new Error('the rsync daemon was stopped while starting');
-    const problem = await portProblem(host, port);
+    let problem = await portProblem(host, port);
+    if (problem !== null && (await this.reapOrphans()) > 0) problem = await portProblem(host, port);
     if (problem !== null) throw new Error(problem);
     const s = await this.spawnDaemon();
     this.launching = s;
@@ -210,6 +222,23 @@ export class RsyncDaemon extends EventEmitter {
     }
     void s.exited.then(() => this.onUnexpectedExit(s));
     return s;
+  }
+
+  /**
+   * A master killed with SIGKILL (OOM killer, kill -9 without a cgroup to
+   * sweep up) cannot stop its daemon, which is in a process group of its own:
+   * it keeps the port, so every later start would fail. Such a daemon serves
+   * credentials nobody holds any more; it is killed and its directory removed.
+   */
+  private async reapOrphans(): Promise<number> {
+    const found = orphanedDaemons(this.opts.port);
+    for (const o of found) {
+      killGroup(o.pid, 'SIGKILL');
+      await groupGone(o.pid, this.timing.stopTimeoutMs);
+      await rm(o.dir, { recursive: true, force: true });
+      this.emit('orphan', { pid: o.pid, port: this.opts.port, dir: o.dir } satisfies RsyncDaemonOrphan);
+    }
+    return found.length;
   }
 
   private async spawnDaemon(): Promise<Spawned> {
@@ -479,6 +508,49 @@ function liveGroupMembers(pgid: number): number {
     if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') n++;
   }
   return n;
+}
+
+/**
+ * Daemons started by this code (runtime dir name, argv shape) on `port` whose
+ * supervisor is gone: each is a group leader (connection children are not)
+ * whose parent is no longer the pid in its owner file. A daemon from before
+ * owner files counts only once init has adopted it.
+ */
+function orphanedDaemons(port: number): { pid: number; dir: string }[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: { pid: number; dir: string }[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let argv: string[];
+    let stat: string;
+    try {
+      argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!argv.includes('--daemon') || !argv.includes(`--port=${port}`)) continue;
+    const conf = argv.find((a) => a.startsWith('--config='))?.slice('--config='.length);
+    if (conf === undefined || basename(conf) !== 'rsyncd.conf' || !/^inosync-rsyncd-[A-Za-z0-9]+$/.test(basename(dirname(conf)))) continue;
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const pid = Number(e);
+    const ppid = Number(fields[1]);
+    if (Number(fields[2]) !== pid || fields[0] === 'Z') continue;
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(join(dirname(conf), OWNER_FILE), 'utf8').trim());
+    } catch {
+      // an older master's daemon, or its directory was cleaned away
+    }
+    if (Number.isNaN(owner) ? ppid !== 1 : ppid === owner) continue;
+    out.push({ pid, dir: dirname(conf) });
+  }
+  return out;
 }
 
 function groupSignalable(pgid: number): boolean {

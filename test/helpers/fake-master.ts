@@ -104,16 +104,17 @@ export class FakeMaster {
       }
     });
     const onMessage = (data: Buffer, isBinary: boolean): void => {
-      if (!isBinary || this.opts.silent) return;
+      if (!isBinary) return;
       if (hello === null) {
         hello = parseHello(decode(data));
         this.hellos.push(hello);
+        if (this.opts.silent) return;
         conn = connectionId(hello.nonce, masterNonce);
         const challenge = { t: 'challenge', v: PROTOCOL_VERSION, session, nonce: masterNonce, echo: hello.nonce, name: hello.name };
         ws.send(seal(this.opts.signer, 'master->agent', encode(challenge)));
         return;
       }
-      if (this.peers.some((p) => p.ws === ws)) return;
+      if (this.opts.silent || this.peers.some((p) => p.ws === ws)) return;
       const key = this.opts.agents?.get(hello.name);
       const body = key ? open(verifierFor(key), 'agent->master', data) : data.subarray(64);
       if (body === null) return ws.close(4401, 'bad agent signature');
