@@ -11,7 +11,10 @@ import fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { Churn, Rng } from './helpers/churn.js';
-import { hardKillAgent, hardKillMaster, killRsyncDaemon, labCluster, rsyncTempFiles } from './helpers/faults.js';
+import {
+  bindMount, hardKillAgent, hardKillMaster, isMountPoint, killRsyncDaemon, labCluster, mountTmpfs, rsyncTempFiles, unmount, watchLimitPrefix,
+  whyNoMounts, whyNoUserNamespaces,
+} from './helpers/faults.js';
 import { Lab } from './helpers/netns.js';
 import { isAlive, rsyncClientsOf, rsyncDaemonOf } from './helpers/procs.js';
 import { snapshotTree, assertTreesEqual } from './helpers/tree.js';
@@ -19,6 +22,10 @@ import { snapshotTree, assertTreesEqual } from './helpers/tree.js';
 const HOSTS = ['master', 'mirror0', 'mirror1', 'mirror2'];
 const lab = await Lab.create(HOSTS);
 after(() => lab.close());
+const mountSkip = whyNoMounts();
+const canMount = mountSkip === null;
+const userNsSkip = whyNoUserNamespaces();
+const canUserNs = userNsSkip === null;
 
 function du(dir: string): number {
   let n = 0;
@@ -121,5 +128,213 @@ describe(`crashes (${lab.label})`, { timeout: 240_000 }, () => {
     const now = rsyncDaemonOf(c.master!.child.pid!);
     assert.ok(now && now.pid !== killed, 'a new daemon runs');
     await c.waitConverged(undefined, 60_000);
+  });
+});
+
+describe(`full disks and deletion safety (${lab.label})`, { timeout: 240_000 }, () => {
+  let c: Cluster;
+  const mounts: string[] = [];
+  const MARKER = '.inosync-marker';
+  const store = () => join(c.dir, 'mnt-store');
+
+  before(async () => {
+    c = await labCluster(lab, {
+      agents: 3,
+      paths: [{ name: 'www', marker: MARKER }, { name: 'mnt' }],
+      // mirror2 refuses to delete more than 5 entries in one run.
+      agent: (i, cl) => (i === 2 ? { paths: [{ name: 'www', target: cl.mirror(2, 'www'), maxDelete: 5 }, { name: 'mnt', target: cl.mirror(2, 'mnt') }] } : {}),
+    });
+    await fs.writeFile(join(c.origin('www'), MARKER), 'the source is mounted\n');
+    await fs.writeFile(join(c.origin('www'), 'index.html'), '<h1>hello</h1>\n');
+    if (canMount) {
+      // mirror1's www target is a 2 MiB disk.
+      mountTmpfs(c.mirror(1, 'www'), '2m');
+      mounts.push(c.mirror(1, 'www'));
+      // The mnt root is a filesystem of its own, to be unmounted under the master.
+      await fs.mkdir(store());
+      mountTmpfs(store(), '64m');
+      mounts.push(store());
+      bindMount(store(), c.origin('mnt'));
+      mounts.push(c.origin('mnt'));
+      await fs.writeFile(join(c.origin('mnt'), 'data.txt'), 'on the mounted filesystem\n');
+    }
+    await c.start();
+    await c.waitConverged();
+  });
+
+  after(async () => {
+    await c?.stopMaster('SIGKILL');
+    for (const i of [0, 1, 2]) await c?.stopAgent(i, 'SIGKILL');
+    for (const m of mounts.reverse()) if (isMountPoint(m)) unmount(m);
+    await c?.cleanup();
+  });
+
+  const nodeOf = async (i: number) => (await c.fetchStatus())?.nodes.find((n) => n.name === c.agentName(i));
+  const pathOf = async (name: string) => (await c.fetchStatus())?.paths.find((p) => p.name === name);
+
+  test('a mirror whose disk is full reports an error, the others carry on, and it converges once space is freed', { skip: canMount ? false : mountSkip }, async () => {
+    await fs.mkdir(join(c.origin(), 'fill'));
+    for (let i = 0; i < 6; i++) await fs.writeFile(join(c.origin(), 'fill', `part${i}.bin`), randomBytes(600 * 1024));
+    await c.waitConverged([0, 2], 30_000);
+    await waitFor(async () => (await nodeOf(1))?.state === 'error', 30_000, 'mirror1 to report an error', async () => JSON.stringify(await nodeOf(1), null, 1));
+    const n = (await nodeOf(1))!;
+    assert.match(n.lastError?.message ?? '', /No space left on device|write failed|Error in file I\/O/i);
+    // Nobody intervenes on the mirror: freeing space on the origin is enough.
+    for (let i = 0; i < 4; i++) await fs.rm(join(c.origin(), 'fill', `part${i}.bin`));
+    await c.waitConverged(undefined, 90_000);
+    await waitFor(async () => (await nodeOf(1))?.state === 'idle', 30_000, 'mirror1 to be idle again');
+    await fs.rm(join(c.origin(), 'fill'), { recursive: true });
+  });
+
+  test('maxDelete: 20 deletions stop at the limit on that mirror, which reports it; the others apply them', async () => {
+    await fs.mkdir(join(c.origin(), 'many'));
+    for (let i = 0; i < 20; i++) await fs.writeFile(join(c.origin(), 'many', `f${i}`), `file ${i}\n`);
+    await c.waitConverged();
+    await c.waitIdle();
+    // The limit is per rsync run, and file-by-file deletions may be spread
+    // over several batches; a directory moved away is one event, one run.
+    await fs.rename(join(c.origin(), 'many'), join(c.dir, 'many-gone'));
+    await c.waitConverged([0, 1], 30_000);
+    await waitFor(async () => /max-delete|deletion/i.test((await nodeOf(2))?.lastError?.message ?? ''), 30_000, 'mirror2 to report the deletion limit', async () => JSON.stringify(await nodeOf(2), null, 1));
+    const n = (await nodeOf(2))!;
+    assert.equal(n.state, 'error');
+    // rsync deletes up to the limit, then nothing more.
+    const left = readdirSync(join(c.mirror(2), 'many')).length;
+    assert.ok(left >= 15, `only ${left} of 20 files left on mirror2`);
+    // The deletion was a mistake: putting the files back brings every mirror back.
+    await fs.rename(join(c.dir, 'many-gone'), join(c.origin(), 'many'));
+    await c.waitConverged(undefined, 30_000);
+  });
+
+  test('the marker file removed: the path pauses, mirrors keep their content, and it resumes when the marker is back', async () => {
+    await settled();
+    const before_ = await snapshotTree(c.mirror(0));
+    await fs.rm(join(c.origin(), MARKER));
+    await waitFor(async () => (await pathOf('www'))?.paused != null, 10_000, 'www to pause');
+    assert.match((await pathOf('www'))!.paused!, /marker/);
+    // Changes meanwhile (an unmounted source looks like everything gone) do not propagate.
+    await fs.rm(join(c.origin(), 'index.html'));
+    await fs.writeFile(join(c.origin(), 'while-paused.txt'), 'x');
+    await new Promise((r) => setTimeout(r, 1500));
+    assertTreesEqual(await snapshotTree(c.mirror(0)), before_);
+    assert.match(readFileSync(c.master!.log, 'utf8'), /path paused/);
+    // The other path is not affected.
+    await fs.writeFile(join(c.origin('mnt'), 'unaffected.txt'), 'y');
+    await waitFor(() => [0, 1, 2].every((i) => existsSync(join(c.mirror(i, 'mnt'), 'unaffected.txt'))), 10_000, 'mnt to sync while www is paused');
+    await fs.writeFile(join(c.origin(), MARKER), 'back\n');
+    await waitFor(async () => (await pathOf('www'))?.paused === null, 10_000, 'www to resume');
+    await c.waitConverged(undefined, 30_000);
+    await liveAgain();
+  });
+
+  /** Converged, and no sync still running that could touch a mirror (a directory's mtime) later. */
+  async function settled(): Promise<void> {
+    await c.waitConverged(undefined, 30_000);
+    await c.waitIdle();
+    await new Promise((r) => setTimeout(r, 300));
+    await c.waitIdle();
+  }
+
+  /** After a resume the watcher must see changes again, not only the full sync. */
+  async function liveAgain(): Promise<void> {
+    await c.waitIdle();
+    const name = `live-${Date.now()}.txt`;
+    await fs.writeFile(join(c.origin(), name), 'seen by the watcher');
+    await waitFor(() => existsSync(join(c.mirror(0), name)), 10_000, `${name} to reach mirror0 through an event`, () => c.logs());
+    await c.waitConverged();
+  }
+
+  test('the watched root renamed away: paused, mirrors keep everything; renamed back, it resumes', async () => {
+    await settled();
+    const before_ = await snapshotTree(c.mirror(0));
+    const away = `${c.origin()}.away`;
+    await fs.rename(c.origin(), away);
+    await waitFor(async () => (await pathOf('www'))?.paused != null, 10_000, 'www to pause');
+    await new Promise((r) => setTimeout(r, 1500));
+    assertTreesEqual(await snapshotTree(c.mirror(0)), before_);
+    await fs.rename(away, c.origin());
+    await waitFor(async () => (await pathOf('www'))?.paused === null, 10_000, 'www to resume');
+    await c.waitConverged(undefined, 30_000);
+    await liveAgain();
+  });
+
+  test('the watched root deleted: paused, mirrors keep everything; restored, it resumes', async () => {
+    // Enough that `rm -rf` takes a while: its file deletions come first, the root's last.
+    for (let d = 0; d < 10; d++) {
+      await fs.mkdir(join(c.origin(), 'bulk', `d${d}`), { recursive: true });
+      for (let f = 0; f < 30; f++) await fs.writeFile(join(c.origin(), 'bulk', `d${d}`, `f${f}`), `${d}/${f}\n`);
+    }
+    await settled();
+    const before_ = await snapshotTree(c.mirror(0));
+    const backup = join(c.dir, 'www-backup');
+    await fs.cp(c.origin(), backup, { recursive: true, preserveTimestamps: true });
+    await fs.rm(c.origin(), { recursive: true });
+    await waitFor(async () => (await pathOf('www'))?.paused != null, 10_000, 'www to pause');
+    await new Promise((r) => setTimeout(r, 1500));
+    assertTreesEqual(await snapshotTree(c.mirror(0)), before_);
+    await fs.cp(backup, c.origin(), { recursive: true, preserveTimestamps: true });
+    await waitFor(async () => (await pathOf('www'))?.paused === null, 10_000, 'www to resume');
+    await c.waitConverged(undefined, 30_000);
+    await liveAgain();
+  });
+
+  test('a tmpfs root unmounted under the master: paused, mirrors keep everything; mounted again, it resumes', { skip: canMount ? false : mountSkip }, async () => {
+    await settled();
+    const before_ = await snapshotTree(c.mirror(0, 'mnt'));
+    assert.ok(before_.has('data.txt'));
+    unmount(c.origin('mnt'));
+    await waitFor(async () => (await pathOf('mnt'))?.paused != null, 10_000, 'mnt to pause');
+    await new Promise((r) => setTimeout(r, 1500));
+    assertTreesEqual(await snapshotTree(c.mirror(0, 'mnt')), before_);
+    bindMount(store(), c.origin('mnt'));
+    await waitFor(async () => (await pathOf('mnt'))?.paused === null, 10_000, 'mnt to resume');
+    await fs.writeFile(join(c.origin('mnt'), 'after-remount.txt'), 'z');
+    await c.waitConverged(undefined, 30_000);
+  });
+});
+
+describe(`too few inotify watches, and reconciliation (${lab.label})`, { timeout: 120_000 }, () => {
+  let c: Cluster;
+  const DIRS = 300;
+  const LIMIT = 100;
+
+  before(async () => {
+    c = await labCluster(lab, {
+      agents: 2,
+      master: { reconcile: 2 },
+      // The master alone runs in a user namespace whose inotify limit is lower than the tree needs.
+      wrap: (host) => (host === 'master' && canUserNs ? watchLimitPrefix(c.dir, LIMIT) : []),
+    });
+    for (let d = 0; d < DIRS; d++) {
+      await fs.mkdir(join(c.origin(), `d${d}`));
+      await fs.writeFile(join(c.origin(), `d${d}`, 'before.txt'), `${d}\n`);
+    }
+    await c.start();
+    await c.waitConverged(undefined, 30_000);
+  });
+
+  after(async () => {
+    await c?.cleanup();
+  });
+
+  test('max_user_watches too small: reported in the log, status and metrics, and nothing is missed', { skip: canUserNs ? false : userNsSkip }, async () => {
+    await waitFor(async () => ((await c.fetchStatus())?.paths[0]?.watchErrors ?? 0) > 0, 15_000, 'a watch error in the status');
+    const metrics = await c.fetchText('/metrics');
+    const m = /^inosync_watch_errors_total\{path="www"\} (\d+)$/m.exec(metrics ?? '');
+    assert.ok(m && Number(m[1]) > 0, `inosync_watch_errors_total in:\n${metrics}`);
+    assert.match(readFileSync(c.master!.log, 'utf8'), /inotify watch limit reached/);
+    // Most of these directories are not watched: only the full syncs bring their changes.
+    for (let d = 0; d < DIRS; d++) await fs.writeFile(join(c.origin(), `d${d}`, 'after.txt'), `changed ${d}\n`);
+    await c.waitConverged(undefined, 30_000);
+  });
+
+  test('periodic reconciliation repairs what events never told (a queue overflow is silent on Linux)', async () => {
+    await c.waitConverged(undefined, 30_000);
+    // Changed behind inosync's back: no event on the origin will ever mention these.
+    await fs.writeFile(join(c.mirror(0), 'd1', 'before.txt'), 'tampered with on the mirror');
+    await fs.rm(join(c.mirror(1), 'd2', 'before.txt'));
+    await fs.writeFile(join(c.mirror(0), 'stray.txt'), 'not on the origin');
+    await c.waitConverged(undefined, 30_000);
+    assert.equal(readFileSync(join(c.mirror(0), 'd1', 'before.txt'), 'utf8'), '1\n');
   });
 });

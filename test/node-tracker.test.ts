@@ -56,6 +56,19 @@ test('a handshake in progress shows connecting, whether or not the node was seen
   assert.equal(n.state(T0 + 2, true), 'connecting');
 });
 
+test('a hello proves nothing: it leaves a connected node alone, and the authenticated address wins', () => {
+  const n = new NodeTracker('n1', KEY, ['www'], 100);
+  n.onConnecting('10.0.0.1', T0);
+  n.onConnecting('10.6.6.6', T0 + 1);
+  n.onReady('1.0.0', T0 + 2, '10.0.0.1');
+  assert.equal(n.status(T0 + 2, false).address, '10.0.0.1');
+  n.onConnecting('10.6.6.6', T0 + 3);
+  const s = n.status(T0 + 3, true);
+  assert.equal(s.address, '10.0.0.1');
+  assert.equal(s.lastSeen, new Date(T0 + 2).toISOString());
+  assert.notEqual(s.state, 'connecting');
+});
+
 test('initial sync: sent, acked, applied, then idle', () => {
   const n = new NodeTracker('n1', KEY, ['www'], 100);
   n.onReady('1.0.0', T0);

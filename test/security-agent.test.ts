@@ -14,7 +14,7 @@ import { agentPub, CLI, listTree, randomSigner, readText, run, signerOf } from '
 import { findFreePort } from './helpers/ports.js';
 import { guardChanges, splitChanges, type AncestorKind } from '../src/agent/symlink-guard.js';
 import { rsyncExtraProblem } from '../src/config/rsync-extra.js';
-import { HANDSHAKE_TIMEOUT_MS } from '../src/protocol/limits.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_MASTER_FRAME } from '../src/protocol/limits.js';
 import type { PathChanges } from '../src/protocol/changes.js';
 
 describe('security: the agent', { timeout: 180_000 }, () => {
@@ -274,6 +274,15 @@ describe('security: the agent', { timeout: 180_000 }, () => {
     await waitFor(() => /did not complete the handshake in time/.test(readText(silentLog)), HANDSHAKE_TIMEOUT_MS + 15_000, 'the agent to give up on a silent master');
     assert.ok(silent.hellos.length >= 1);
     assert.deepEqual(listTree(c.mirror(1)), []);
+  });
+
+  test('a frame over the size limit ends the connection before it is read; the agent reconnects', async () => {
+    const old = peer;
+    old.send(new Uint8Array(MAX_MASTER_FRAME + 1));
+    await waitFor(() => old.closed !== null, 15_000, 'the agent to drop the connection');
+    assert.equal(old.closed!.code, 1009);
+    peer = await fm.nextPeer();
+    assert.equal(c.agents[0]!.child.exitCode, null);
   });
 
   test('after all of it the agent still applies a valid batch, and wrote nothing it was not validly told to', async () => {

@@ -15,7 +15,7 @@ import { FakeAgent } from './helpers/fake-agent.js';
 import {
   allCommandLines, childrenOf, CLI, cmdlineOf, keyFile, listTree, masterPub, randomSigner, readText, rsync, run, secretLine, signerOf, sleep,
 } from './helpers/security.js';
-import { generateKeyFile } from '../src/common/keyfile.js';
+import { generateKeyFile, KeyFileError, loadSecretKey } from '../src/common/keyfile.js';
 import { encode } from '../src/protocol/codec.js';
 import { seal } from '../src/protocol/envelope.js';
 import { CLOSE } from '../src/protocol/handshake.js';
@@ -293,6 +293,17 @@ describe('security: the master', { timeout: 180_000 }, () => {
     assert.ok(passwords.size >= 2);
   });
 
+  test('loading a secret key refuses group- or world-readable files and says how to fix it', () => {
+    for (const mode of [0o640, 0o604, 0o660, 0o666]) {
+      const f = join(c.dir, 'keys', `mode-${mode.toString(8)}.key`);
+      copyFileSync(keyFile(c, 'master'), f);
+      chmodSync(f, mode);
+      assert.throws(() => loadSecretKey(f), (err: Error) => err instanceof KeyFileError && err.message.includes(`chmod 600 ${f}`) && !err.message.includes(secretLine(c, 'master')));
+      chmodSync(f, 0o600);
+      assert.deepEqual(loadSecretKey(f).publicKey, masterPub(c));
+    }
+  });
+
   test('master and agent refuse to start with a key file others can read', async () => {
     for (const [cli, config, key] of [
       ['master.js', c.masterConfig, keyFile(c, 'master')],
@@ -348,7 +359,7 @@ class Flood {
     const t = setTimeout(() => {
       this.timers.delete(t);
       this.spawn(i);
-    }, 300 + (i % 7) * 50);
+    }, 1_000 + (i % 7) * 100);
     this.timers.add(t);
   }
 

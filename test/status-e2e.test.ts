@@ -117,12 +117,12 @@ describe('per-node status of a real master', { timeout: 240_000 }, () => {
    * second: each stays in the handshake until the master's handshake timeout,
    * so together they keep the node connecting however slow the checks are.
    */
-  function holdHandshakes(name: string): { challenged: Promise<void>; stop(): void } {
+  function holdHandshakes(name: string, from: string): { challenged: Promise<void>; stop(): void } {
     const sockets: WebSocket[] = [];
     let challenged!: () => void;
     const first = new Promise<void>((resolve) => (challenged = resolve));
     const open = (): void => {
-      const ws = new WebSocket(`ws://${c.host}:${c.masterPort}`);
+      const ws = new WebSocket(`ws://${c.host}:${c.masterPort}`, { localAddress: from });
       sockets.push(ws);
       ws.on('error', () => undefined);
       ws.once('open', () => ws.send(encode({ t: 'hello', v: PROTOCOL_VERSION, name, nonce: new Uint8Array(randomBytes(32)), version: 'test' })));
@@ -215,23 +215,30 @@ describe('per-node status of a real master', { timeout: 240_000 }, () => {
     assert.equal(sample(p, 'inosync_node_syncs_total', { node: m(0), result: 'ok' }), n.syncs.ok);
   });
 
-  test('a node halfway through its handshake is connecting', async () => {
+  test('a node halfway through its handshake is connecting; a connected one is not touched by a stranger naming it', async () => {
     // The master knows the name but not yet whether the peer holds the key.
-    const clients = holdHandshakes(m(1));
+    // From another loopback address, to tell it apart from the real agents.
+    const clients = [holdHandshakes(m(1), '127.0.0.2'), holdHandshakes(m(0), '127.0.0.2')];
     try {
-      await clients.challenged;
+      await Promise.all(clients.map((h) => h.challenged));
       const s = await waitState(1, 'connecting', 10_000);
       const n = nodeOf(s, m(1));
       assert.equal(n.connected, false);
-      assert.equal(n.address, '127.0.0.1');
+      assert.equal(n.address, '127.0.0.2', 'where the attempt comes from');
+      // Nothing is proven by a hello: the connected node keeps its state and address.
+      assert.equal(nodeOf(s, m(0)).state, 'idle');
+      assert.equal(nodeOf(s, m(0)).address, '127.0.0.1');
       const [{ table, code }, p] = await Promise.all([ask(), metrics()]);
       assert.equal(code, 1);
       assert.equal(row(table, m(1)).state, 'connecting');
+      assert.match(row(table, m(0)).rest, /\s127\.0\.0\.1\s+-$/);
       assertNodeMetrics(p, m(1), 'connecting');
+      assertNodeMetrics(p, m(0), 'idle');
     } finally {
-      clients.stop();
+      for (const h of clients) h.stop();
     }
-    await waitState(1, 'never-connected', 10_000);
+    const s = await waitState(1, 'never-connected', 10_000);
+    assert.equal(nodeOf(s, m(0)).address, '127.0.0.1');
   });
 
   test('a slow initial sync shows initial-sync', async () => {

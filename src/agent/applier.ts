@@ -105,6 +105,7 @@ export class Applier {
   }
 
   private async loop(): Promise<void> {
+    let reported = 0;
     while (!this.stopped && !this.isEmpty()) {
       const seq = this.pendingSeq;
       const work: PathChanges[] = [];
@@ -138,6 +139,7 @@ export class Applier {
         this.retries = 0;
         this.deps.onApplied(seq);
         this.deps.onResult(seq, ok, reports);
+        reported = seq;
         continue;
       }
       this.deps.onResult(seq, false, reports);
@@ -149,6 +151,13 @@ export class Applier {
       });
       this.retryTimer = null;
       this.wake = null;
+    }
+    // A batch with nothing for our paths that came in during the last run
+    // (enqueue leaves it to the loop) is applied too; unreported, the master
+    // would count it in flight for ever.
+    if (!this.stopped && reported > 0 && this.pendingSeq > reported) {
+      this.deps.onApplied(this.pendingSeq);
+      this.deps.onResult(this.pendingSeq, true, []);
     }
   }
 

@@ -56,6 +56,12 @@ interface WatchedPath {
   fresh: ChangeSet;
   identity: RootIdentity | null;
   paused: string | null;
+  /** the watcher reported its root gone: its inotify watches died with the old directory or mount */
+  watcherLost: boolean;
+  /** a replacement watcher is starting */
+  resuming: boolean;
+  /** which watcher's reports count: a replaced one may still deliver */
+  watcherGen: number;
   watchErrors: number;
   lastEvent: number | null;
 }
@@ -123,6 +129,9 @@ export class Master implements SessionHost {
         fresh: new ChangeSet(config.maxPending),
         identity: null,
         paused: null,
+        watcherLost: false,
+        resuming: false,
+        watcherGen: 0,
         watchErrors: 0,
         lastEvent: null,
       });
@@ -150,15 +159,7 @@ export class Master implements SessionHost {
     }
     if (this.dryRun) this.log.warn('dry run: not starting the rsync daemon; batches are only logged');
     else await this.rsyncd.start();
-    for (const wp of this.paths.values()) {
-      wp.watcher = await startWatcher(this.config.watcher, {
-        root: wp.config.watch,
-        ignore: (rel, isDir) => wp.matcher.isExcluded(rel, isDir),
-        onEvents: (events) => this.onEvents(wp, events),
-        onProblem: (p) => this.onWatchProblem(wp, p),
-      });
-      this.log.info('watching', { path: wp.config.name, dir: wp.config.watch, backend: wp.watcher.backend });
-    }
+    for (const wp of this.paths.values()) await this.watch(wp);
     await this.listen();
     this.statusServer = await startStatusServer({
       host: this.config.status.listen.host,
@@ -178,6 +179,24 @@ export class Master implements SessionHost {
       nodes: this.config.nodes.length,
       paths: this.config.paths.length,
     });
+  }
+
+  private async watch(wp: WatchedPath): Promise<void> {
+    // Reports can arrive before startWatcher resolves.
+    const gen = ++wp.watcherGen;
+    wp.watcherLost = false;
+    const watcher = await startWatcher(this.config.watcher, {
+      root: wp.config.watch,
+      ignore: (rel, isDir) => wp.matcher.isExcluded(rel, isDir),
+      onEvents: (events) => {
+        if (wp.watcherGen === gen) this.onEvents(wp, events);
+      },
+      onProblem: (p) => {
+        if (wp.watcherGen === gen) this.onWatchProblem(wp, p);
+      },
+    });
+    wp.watcher = watcher;
+    this.log.info('watching', { path: wp.config.name, dir: wp.config.watch, backend: watcher.backend });
   }
 
   get statusPort(): number | null {
@@ -273,7 +292,7 @@ export class Master implements SessionHost {
     this.sessions.set(name, s);
     const node = this.nodes.get(name)!;
     const sameRun = auth.applied !== null && Buffer.from(auth.applied.session).equals(Buffer.from(this.session));
-    node.onReady(auth.version, Date.now());
+    node.onReady(auth.version, Date.now(), s.address);
     // An agent that cannot show it followed this run of the master may have missed anything.
     if (!sameRun) node.markFull();
     this.log.info('node connected', { node: name, address: s.address, version: auth.version, resume: sameRun });
@@ -356,6 +375,7 @@ export class Master implements SessionHost {
   private onWatchProblem(wp: WatchedPath, p: WatchProblem): void {
     wp.watchErrors++;
     if (p.kind === 'root') {
+      wp.watcherLost = true;
       this.pause(wp, p.message);
       return;
     }
@@ -375,13 +395,42 @@ export class Master implements SessionHost {
     for (const wp of this.paths.values()) {
       const health = checkRoot(wp.config.watch, wp.identity, wp.config.marker);
       if (!health.ok) this.pause(wp, health.reason);
-      else if (wp.paused !== null) {
-        this.log.info('path resumed: its root is back; every node gets a full sync of it', { path: wp.config.name });
-        wp.paused = null;
-        for (const n of this.nodes.values()) n.markFull(wp.config.name);
-        this.pump();
-      }
+      else if (wp.paused !== null && !wp.resuming) void this.resume(wp);
     }
+  }
+
+  /**
+   * The root is back. A watcher that lost it watches nothing any more (a
+   * directory moved away and back keeps its watches, one deleted and
+   * restored or a remounted filesystem does not), so it is replaced first:
+   * the full sync that follows then covers whatever changed before the new
+   * watcher was ready.
+   */
+  private async resume(wp: WatchedPath): Promise<void> {
+    wp.resuming = true;
+    try {
+      if (wp.watcherLost) {
+        const old = wp.watcher;
+        wp.watcher = null;
+        wp.watcherGen++; // what the old one still says no longer counts
+        await old?.close();
+        await this.watch(wp);
+        // stop() closed the watchers it found while this one was starting.
+        if (this.stopped) return void (await (wp.watcher as Watcher | null)?.close());
+      }
+    } catch (err) {
+      // Retried at the next check; the path stays paused meanwhile.
+      this.log.error('cannot watch the path again; it stays paused', { path: wp.config.name, err });
+      return;
+    } finally {
+      wp.resuming = false;
+    }
+    const health = checkRoot(wp.config.watch, wp.identity, wp.config.marker);
+    if (!health.ok || wp.watcherLost) return;
+    this.log.info('path resumed: its root is back; every node gets a full sync of it', { path: wp.config.name });
+    wp.paused = null;
+    for (const n of this.nodes.values()) n.markFull(wp.config.name);
+    this.pump();
   }
 
   hup(): void {

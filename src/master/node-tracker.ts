@@ -202,12 +202,16 @@ export class NodeTracker {
     }
   }
 
+  /** A hello named this node. It proves nothing, so a connected node's figures stay its own. */
   onConnecting(address: string | null, now: number): void {
+    if (this.connected) return;
     this.address = address;
     this.lastSeen = now;
   }
 
-  onReady(version: string, now: number): void {
+  /** `address`: the authenticated peer's (another hello may have come in since its own). */
+  onReady(version: string, now: number, address: string | null = this.address): void {
+    this.address = address;
     this.connected = true;
     this.ready = true;
     this.everConnected = true;

@@ -29,7 +29,7 @@ export interface ClusterOptions {
   /** extra keys merged into the master config */
   master?: Record<string, unknown>;
   /** extra keys merged into each agent's config */
-  agent?: (i: number) => Record<string, unknown>;
+  agent?: (i: number, cluster: Cluster) => Record<string, unknown>;
   /** agent process flags, e.g. ['-p'] */
   agentFlags?: string[];
   /** agents whose key the master does not know, etc. */
@@ -124,7 +124,7 @@ export class Cluster {
         master: { url: `ws://${this.host}:${this.masterPort}`, key: this.masterKeyPub },
         state: join(this.dir, `mirror${i}`, 'state'),
         paths: this.paths.map((p) => ({ name: p.name, target: this.mirror(i, p.name) })),
-        ...this.opts.agent?.(i),
+        ...this.opts.agent?.(i, this),
       };
       writeFileSync(this.agentConfig(i), JSON.stringify(agent, null, 2));
     }

@@ -10,9 +10,8 @@ import { decode, encode } from '../../src/protocol/codec.js';
 import { open, seal } from '../../src/protocol/envelope.js';
 import { connectionId, openCredentials, type RsyncCredentials } from '../../src/protocol/handshake.js';
 import { NONCE_BYTES, parseChallenge, parseWelcome, type Challenge, type Welcome } from '../../src/protocol/messages.js';
-import { verifierFor, type Signer } from '../../src/protocol/sign.js';
+import { verifierFor, type Signer, type Verifier } from '../../src/protocol/sign.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-import { waitFor } from './cluster.js';
 
 export interface FakeAgentOptions {
   url: string;
@@ -24,12 +23,16 @@ export interface FakeAgentOptions {
   /** bind the client side to this address (127.0.0.x) */
   localAddress?: string;
   ca?: Buffer;
+  /** reuse a box key pair (tweetnacl makes one in milliseconds; fuzzing makes thousands of connections) */
+  box?: nacl.BoxKeyPair;
+  /** skip opening the boxed credentials */
+  skipCreds?: boolean;
 }
 
 export class FakeAgent {
   readonly frames: Buffer[] = [];
   readonly nonce = new Uint8Array(randomBytes(NONCE_BYTES));
-  readonly box = nacl.box.keyPair();
+  readonly box: nacl.BoxKeyPair;
   challenge: Challenge | null = null;
   welcome: Welcome | null = null;
   creds: RsyncCredentials | null = null;
@@ -41,16 +44,21 @@ export class FakeAgent {
   readonly opened: Promise<void>;
 
   constructor(readonly opts: FakeAgentOptions) {
+    this.box = opts.box ?? nacl.box.keyPair();
     this.ws = new WebSocket(opts.url, {
       perMessageDeflate: false,
       handshakeTimeout: 10_000,
       ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
       ...(opts.ca ? { ca: opts.ca } : {}),
     });
-    this.ws.on('message', (data: Buffer) => this.frames.push(data));
+    this.ws.on('message', (data: Buffer) => {
+      this.frames.push(data);
+      this.wake();
+    });
     this.ws.on('error', () => undefined);
     this.ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() };
+      this.wake();
     });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
@@ -74,19 +82,41 @@ export class FakeAgent {
     this.send(encode({ t: 'hello', v: PROTOCOL_VERSION, name: this.opts.name, nonce: this.nonce, version: 'fake', ...over }));
   }
 
+  private waiters: Array<() => void> = [];
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves when `done()` holds, checked at every frame and at close; rejects after `timeoutMs`. */
+  until(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)), timeoutMs);
+      const check = (): void => {
+        if (done()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
   async nextFrame(index: number, timeoutMs = 10_000): Promise<Buffer | null> {
-    await waitFor(() => this.frames.length > index || this.closed !== null, timeoutMs, `frame ${index} from the master`);
+    await this.until(() => this.frames.length > index || this.closed !== null, timeoutMs, `frame ${index} from the master`);
     return this.frames[index] ?? null;
   }
 
   async waitClosed(timeoutMs = 10_000): Promise<{ code: number; reason: string }> {
-    await waitFor(() => this.closed !== null, timeoutMs, 'the master to close the connection');
+    await this.until(() => this.closed !== null, timeoutMs, 'the master to close the connection');
     return this.closed!;
   }
 
   private body(frame: Buffer): unknown {
     if (!this.opts.masterKey) return decode(frame.subarray(64));
-    const body = open(verifierFor(this.opts.masterKey), 'master->agent', frame);
+    const body = open(cachedVerifier(this.opts.masterKey), 'master->agent', frame);
     if (body === null) throw new Error('a master frame that does not verify with the master key');
     return decode(body);
   }
@@ -110,7 +140,7 @@ export class FakeAgent {
     if (frame === null) throw new Error(`the master closed the connection instead of a welcome: ${JSON.stringify(this.closed)}`);
     const w = parseWelcome(this.body(frame));
     this.welcome = w;
-    this.creds = openCredentials(w.creds, w.boxKey, this.box);
+    if (!this.opts.skipCreds) this.creds = openCredentials(w.creds, w.boxKey, this.box);
     return w;
   }
 
@@ -129,4 +159,13 @@ export class FakeAgent {
   close(): void {
     this.ws.terminate();
   }
+}
+
+// Making a verifier costs about a millisecond (a key import); fuzzing opens thousands of connections.
+const verifiers = new Map<string, Verifier>();
+function cachedVerifier(key: Uint8Array): Verifier {
+  const id = Buffer.from(key).toString('base64');
+  let v = verifiers.get(id);
+  if (!v) verifiers.set(id, (v = verifierFor(key)));
+  return v;
 }

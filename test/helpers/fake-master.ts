@@ -12,8 +12,9 @@ import nacl from 'tweetnacl';
 import { decode, encode } from '../../src/protocol/codec.js';
 import { open, seal } from '../../src/protocol/envelope.js';
 import { connectionId, sameBytes, sealCredentials, type RsyncCredentials } from '../../src/protocol/handshake.js';
+import { HEARTBEAT_MS } from '../../src/protocol/limits.js';
 import { NONCE_BYTES, parseAgentMessage, parseAuth, parseHello, type AgentMessage, type Auth, type Hello } from '../../src/protocol/messages.js';
-import { verifierFor, type Signer } from '../../src/protocol/sign.js';
+import { verifierFor, type Signer, type Verifier } from '../../src/protocol/sign.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
 import type { PathChanges } from '../../src/protocol/changes.js';
 import { makeCredentials } from '../../src/master/credentials.js';
@@ -88,6 +89,12 @@ export class FakeMaster {
 
   private taken = 0;
 
+  /** The most recent authenticated connection. */
+  async latestPeer(timeoutMs = 20_000): Promise<FakePeer> {
+    await waitFor(() => this.peers.length > 0, timeoutMs, 'an agent to complete the handshake with the fake master');
+    return this.peers.at(-1)!;
+  }
+
   private onConnection(ws: WebSocket): void {
     this.sockets.add(ws);
     ws.on('close', () => this.sockets.delete(ws));
@@ -135,6 +142,9 @@ export class FakeMaster {
       };
       const peer = new FakePeer(ws, hello.name, conn!, session, auth, this.opts.signer, key ?? null);
       this.peers.push(peer);
+      // Like the real master's heartbeat: without it the agent gives up on us after 2 * HEARTBEAT_MS.
+      const heartbeat = setInterval(() => ws.ping(), HEARTBEAT_MS);
+      ws.on('close', () => clearInterval(heartbeat));
       ws.send(seal(this.opts.signer, 'master->agent', encode(welcome)));
     };
   }
@@ -171,15 +181,19 @@ export class FakePeer {
     private readonly agentKey: Uint8Array | null,
   ) {
     this.lastN = auth.n;
+    this.verifier = agentKey ? verifierFor(agentKey) : null;
     ws.on('message', (data: Buffer) => this.onReply(data));
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString() };
     });
   }
 
+  private waiters: Array<() => void> = [];
+  private readonly verifier: Verifier | null;
+
   private onReply(raw: Buffer): void {
     try {
-      const body = this.agentKey ? open(verifierFor(this.agentKey), 'agent->master', raw) : raw.subarray(64);
+      const body = this.verifier ? open(this.verifier, 'agent->master', raw) : raw.subarray(64);
       if (body === null) throw new Error('reply signature does not verify with the agent key');
       const msg = parseAgentMessage(decode(body));
       if (!sameBytes(msg.conn, this.conn)) throw new Error('reply bound to another connection');
@@ -189,6 +203,23 @@ export class FakePeer {
     } catch (err) {
       this.replies.push({ msg: null, raw, problem: (err as Error).message });
     }
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves as soon as `done()` holds, checked at every reply; rejects after `timeoutMs`. */
+  until(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${this.replies.length} replies)`)), timeoutMs);
+      const check = (): void => {
+        if (done()) {
+          clearTimeout(timer);
+          resolve();
+        } else this.waiters.push(check);
+      };
+      check();
+    });
   }
 
   get rejects(): Extract<AgentMessage, { t: 'reject' }>[] {

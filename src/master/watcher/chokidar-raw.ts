@@ -11,8 +11,8 @@
 // duplicate chokidar's own (a write shows as two `modify`): the consumer
 // coalesces, and a duplicate costs less than a miss.
 
-import { lstat, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { lstat, readdir, stat } from 'node:fs/promises';
+import type { Dirent, Stats } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { EventQueue } from './event-queue.js';
 import type { Exclusion } from './exclude.js';
@@ -38,6 +38,36 @@ export class RawSupplement {
     // holding a child of its own name is ambiguous; both readings are tried.
     if (name === basename(watchedPath)) this.selfEvent(type, watchedPath);
     if (type === 'rename') this.childEvent(join(watchedPath, name));
+  }
+
+  /**
+   * Dangling symlinks that exist when watching starts: chokidar's initial scan
+   * skips them like new ones, so without this their deletion or renaming
+   * would never be reported (a restarted master left them on every mirror).
+   */
+  async seed(rootReal: string): Promise<void> {
+    const visit = async (abs: string): Promise<void> => {
+      let entries: Dirent[];
+      try {
+        entries = await readdir(abs, { withFileTypes: true });
+      } catch {
+        return; // gone or unreadable: chokidar reports what matters
+      }
+      const subdirs: Promise<void>[] = [];
+      for (const d of entries) {
+        const child = join(abs, d.name);
+        const rel = this.rel(child);
+        if (!rel) continue;
+        if (d.isDirectory()) {
+          if (!this.ex.excluded(rel, true)) subdirs.push(visit(child));
+        } else if (d.isSymbolicLink() && !this.ex.excluded(rel, false) && !(await resolves(child))) {
+          const st = await lstatOrNull(child);
+          if (st && !this.dangling.has(rel)) this.dangling.set(rel, st.ino);
+        }
+      }
+      await Promise.all(subdirs);
+    };
+    await visit(rootReal);
   }
 
   /** A deleted directory takes its dangling symlinks with it. */
