@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { Cluster, waitFor } from './helpers/cluster.js';
+import { Cluster } from './helpers/cluster.js';
 import { FakeAgent } from './helpers/fake-agent.js';
 import { FakeMaster, type FakePeer } from './helpers/fake-master.js';
 import { findFreePort } from './helpers/ports.js';

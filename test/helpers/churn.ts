@@ -213,6 +213,8 @@ export class Churn {
 
   private async mkdirs(): Promise<void> {
     let rel = this.rng.pick(this.dirs);
+    // Far below PATH_MAX, which the mirror's own prefix must fit in too.
+    if (Buffer.byteLength(rel) > 1500) rel = '';
     const depth = this.rng.chance(0.1) ? this.rng.int(10, 40) : this.rng.int(1, 3);
     for (let i = 0; i < depth; i++) rel = join(rel, this.rng.chance(0.1) ? this.name() : `d${this.seq++}`);
     await fs.mkdir(this.abs(rel), { recursive: true });

@@ -6,7 +6,6 @@
 // can see its acks, results and rejects.
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
 import { WebSocketServer, type WebSocket } from 'ws';
 import nacl from 'tweetnacl';
 import { decode, encode } from '../../src/protocol/codec.js';
@@ -32,7 +31,6 @@ export interface FakeMasterOptions {
   paths: { name: string; exclude?: string[] }[];
   /** a real rsync daemon serving these directories, with credentials for `nodes` */
   rsync?: { port: number; modules: { name: string; path: string; exclude?: string[] }[]; nodes: string[] };
-  tls?: { cert: Buffer; key: Buffer };
   /** accept connections but never answer the hello */
   silent?: boolean;
 }
@@ -63,7 +61,7 @@ export class FakeMaster {
       });
       await this.rsyncd.start();
     }
-    const server = this.opts.tls ? createHttpsServer({ cert: this.opts.tls.cert, key: this.opts.tls.key }) : createHttpServer();
+    const server = createHttpServer();
     const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 1024 * 1024 });
     wss.on('connection', (ws) => this.onConnection(ws));
     await new Promise<void>((resolve, reject) => {
@@ -152,8 +150,9 @@ export class FakeMaster {
   async stop(): Promise<void> {
     for (const ws of this.sockets) ws.terminate();
     this.wss?.close();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server?.closeAllConnections?.();
+    const closed = new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+    await closed;
     await this.rsyncd?.stop();
   }
 }
