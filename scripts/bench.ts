@@ -3,7 +3,9 @@
 // the machine is shared and noisy, absolute numbers are not comparable across
 // runs. Prints a table and writes bench-results/bench-<date>.json.
 //
-// usage: node dist/scripts/bench.js [--quick] [--only NAME[,NAME]] [--list]
+// usage: node dist/scripts/bench.js [--quick] [--million] [--only NAME[,NAME]] [--list]
+//   --quick    smaller sizes, a smoke run (a few minutes)
+//   --million  watch-scale watches 1,000,000 files for real (default: 300,000, extrapolated)
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -30,16 +32,18 @@ const WORKLOADS: Record<string, (ctx: Ctx) => Promise<WorkloadResult>> = {
 
 function usage(code: number, why?: string): never {
   if (why) process.stderr.write(`${why}\n`);
-  process.stderr.write(`usage: bench [--quick] [--only NAME[,NAME]]\nworkloads: ${Object.keys(WORKLOADS).join(', ')}\n`);
+  process.stderr.write(`usage: bench [--quick] [--million] [--only NAME[,NAME]]\nworkloads: ${Object.keys(WORKLOADS).join(', ')}\n`);
   process.exit(code);
 }
 
-function parseArgs(argv: string[]): { quick: boolean; only: string[] } {
+function parseArgs(argv: string[]): { quick: boolean; million: boolean; only: string[] } {
   let quick = false;
+  let million = false;
   let only = Object.keys(WORKLOADS);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') quick = true;
+    else if (a === '--million') million = true;
     else if (a === '--only' || a.startsWith('--only=')) {
       const v = a === '--only' ? argv[++i] : a.slice('--only='.length);
       if (!v) usage(2, '--only needs a list of workloads');
@@ -52,7 +56,7 @@ function parseArgs(argv: string[]): { quick: boolean; only: string[] } {
     } else if (a === '-h' || a === '--help') usage(0);
     else usage(2, `unknown argument ${a}`);
   }
-  return { quick, only };
+  return { quick, million, only };
 }
 
 function fmt(n: number | undefined): string {
@@ -106,10 +110,11 @@ function machine(): Record<string, unknown> {
 }
 
 async function main(): Promise<void> {
-  const { quick, only } = parseArgs(process.argv.slice(2));
+  const { quick, million, only } = parseArgs(process.argv.slice(2));
   const started = new Date();
   const ctx: Ctx = {
     quick,
+    million,
     log: (msg) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`),
   };
   const t0 = performance.now();

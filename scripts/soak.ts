@@ -3,7 +3,8 @@
 // mirror's link cut and restored, the rsync daemon killed), then churn stops
 // and every mirror must become identical to the origin.
 //
-// usage: npm run soak -- --minutes N [--seed S] [--agents N] [--reconcile S] [--keep]
+// usage: npm run soak -- --minutes N [--seed S] [--agents N] [--reconcile S]
+//        [--faults agent,master,rsyncd,link|none] [--keep]
 // Exit 0: all trees identical. Exit 1: the differences are printed.
 // Runs on network namespaces where it can (root, iproute2), else on loopback
 // and says so.
@@ -22,6 +23,7 @@ const { values } = parseArgs({
     agents: { type: 'string', default: '3' },
     // 0: no periodic reconciliation, so events and fault recovery alone must converge.
     reconcile: { type: 'string', default: '0' },
+    faults: { type: 'string', default: 'agent,master,rsyncd,link' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -30,8 +32,10 @@ const minutes = Number(values.minutes);
 const seed = values.seed === undefined ? randomInt(2 ** 31) : Number(values.seed);
 const agents = Number(values.agents);
 const reconcile = Number(values.reconcile);
-if (!(minutes > 0) || !Number.isInteger(seed) || !(agents >= 1) || !(reconcile >= 0)) {
-  process.stderr.write('usage: soak --minutes N [--seed S] [--agents N] [--reconcile S] [--keep]\n');
+const FAULTS = ['agent', 'master', 'rsyncd', 'link'];
+const faultKinds = values.faults === 'none' ? [] : values.faults.split(',');
+if (!(minutes > 0) || !Number.isInteger(seed) || !(agents >= 1) || !(reconcile >= 0) || faultKinds.some((k) => !FAULTS.includes(k))) {
+  process.stderr.write('usage: soak --minutes N [--seed S] [--agents N] [--reconcile S] [--faults agent,master,rsyncd,link|none] [--keep]\n');
   process.exit(2);
 }
 
@@ -68,7 +72,7 @@ say(exitCode === 0 ? 'PASS: every mirror is identical to the origin' : 'FAIL');
 process.exit(exitCode);
 
 async function soak(c: Cluster): Promise<number> {
-  const churn = new Churn(c.origin(), churnRng, { maxEntries: 2500 });
+  const churn = new Churn(c.origin(), churnRng, { maxEntries: 2500, onOp: values.keep ? (op) => say(`op ${op}`) : undefined });
   const faults: Record<string, number> = {};
   const until = Date.now() + minutes * 60_000;
 
@@ -82,8 +86,8 @@ async function soak(c: Cluster): Promise<number> {
   const faulting = (async () => {
     // The first fault once there is something to sync, the last well before the end.
     await sleep(rng.int(3_000, 8_000));
-    while (Date.now() < until - 5_000) {
-      const kinds = ['agent', 'master', 'rsyncd', ...(lab.isolated ? ['link'] : [])];
+    const kinds = faultKinds.filter((k) => k !== 'link' || lab.isolated);
+    while (kinds.length > 0 && Date.now() < until - 5_000) {
       const kind = rng.pick(kinds);
       faults[kind] = (faults[kind] ?? 0) + 1;
       await inject(c, kind);

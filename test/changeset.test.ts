@@ -553,46 +553,36 @@ describe('ChangeSet merge', () => {
   });
 });
 
+// How fast belongs in `npm run bench`; these check only what the set holds at scale.
 describe('ChangeSet scale', () => {
-  it('takes 100,000 distinct files well under a second, bounded by its limit', () => {
+  it('stays bounded by its limit through 100,000 distinct files', () => {
     const cs = new ChangeSet(1000);
     let maxSize = 0;
-    const t0 = performance.now();
     for (let i = 0; i < 100_000; i++) {
       cs.add(`d${i % 97}/s${i % 13}/t${i % 5}/f${i}`, 'file');
       if (cs.size > maxSize) maxSize = cs.size;
     }
-    const ms = performance.now() - t0;
     assert.ok(maxSize <= 1000, `size reached ${maxSize}`);
-    assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
     assertCanonical(cs.toChanges('p'));
   });
 
-  it('keeps 100,000 distinct files under a high limit, quickly', () => {
+  it('keeps 100,000 distinct files under a high limit', () => {
     const cs = new ChangeSet(200_000);
-    const t0 = performance.now();
     for (let i = 0; i < 100_000; i++) cs.add(`d${i % 97}/s${i % 13}/f${i}`, 'file');
-    const t1 = performance.now();
     const c = cs.toChanges('p');
-    const t2 = performance.now();
     assert.equal(cs.size, 100_000);
     assert.equal(c.files.length, 100_000);
-    assert.ok(t1 - t0 < 1000, `adds took ${(t1 - t0).toFixed(0)} ms`);
-    assert.ok(t2 - t1 < 1000, `toChanges took ${(t2 - t1).toFixed(0)} ms`);
   });
 
   it('takes 100,000 files in one directory and a flat top level', () => {
     const one = new ChangeSet(5000);
     const flat = new ChangeSet(5000);
-    const t0 = performance.now();
     for (let i = 0; i < 100_000; i++) {
       one.add(`dir/f${i}`, 'file');
       flat.add(`f${i}`, 'file');
     }
-    const ms = performance.now() - t0;
     assert.deepEqual(changes(one).trees, ['dir']);
     assert.equal(flat.full, true);
-    assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
   });
 
   it('handles 100-deep paths', () => {

@@ -73,7 +73,7 @@ describe('"*"', () => {
     const t0 = performance.now();
     assert.equal(m.isExcluded(deep, false), false);
     assert.equal(m.isExcluded(deep + 'b', false), true);
-    assert.ok(performance.now() - t0 < 500, 'matching took too long');
+    assert.ok(performance.now() - t0 < 10_000, "matching took too long (catastrophic backtracking?)");
   });
 });
 

@@ -153,7 +153,7 @@ describe('security: the master', { timeout: 180_000 }, () => {
     const took = Date.now() - started;
     assert.equal(a.code, CLOSE.timeout);
     assert.equal(b.code, CLOSE.timeout);
-    assert.ok(took >= HANDSHAKE_TIMEOUT_MS - 100 && took < HANDSHAKE_TIMEOUT_MS + 4_000, `closed after ${took} ms`);
+    assert.ok(took >= HANDSHAKE_TIMEOUT_MS - 100 && took < HANDSHAKE_TIMEOUT_MS + 15_000, `closed after ${took} ms`);
     assert.equal(silent.frames.length, 0);
     assert.equal(helloOnly.frames.length, 1, 'only the challenge');
   });

@@ -52,6 +52,7 @@ const nodeOf = (s: MasterStatus, name: string): NodeStatus => {
 
 describe('per-node status of a real master', { timeout: 240_000 }, () => {
   let c: Cluster;
+  let gate = '';
   const m = (i: number): string => c.agentName(i);
 
   async function status(): Promise<MasterStatus> {
@@ -140,17 +141,23 @@ describe('per-node status of a real master', { timeout: 240_000 }, () => {
   }
 
   before(async () => {
-    c = await new Cluster({
+    // mirror2 pulls at 1 KiB/s, so its initial sync of a big file takes
+    // minutes; and its rsync waits while a gate file exists, so a sync of a
+    // small one lasts as long as the test looks at it, however loaded the machine.
+    c = new Cluster({
       agents: 3,
-      // mirror2 pulls at 1 KiB/s: its syncs take seconds, long enough to watch.
-      agent: (i) => (i === 2 ? { rsync: { bwlimit: 1 } } : {}),
-    }).setup();
+      agent: (i) => (i === 2 ? { rsync: { bwlimit: 1, binary: join(c.dir, 'gated-rsync') } } : {}),
+    });
+    gate = join(c.dir, 'gate');
+    await fs.writeFile(join(c.dir, 'gated-rsync'), `#!/bin/sh\nwhile [ -e '${gate}' ]; do sleep 0.02; done\nexec rsync "$@"\n`, { mode: 0o755 });
+    await c.setup();
     await fs.writeFile(join(c.origin(), 'index.html'), '<html>hello</html>');
     await fs.mkdir(join(c.origin(), 'sub'));
     await fs.writeFile(join(c.origin(), 'sub', 'page.html'), 'page');
   });
 
   after(async () => {
+    if (gate) await fs.rm(gate, { force: true });
     await c?.cleanup();
   });
 
@@ -340,18 +347,27 @@ describe('per-node status of a real master', { timeout: 240_000 }, () => {
   });
 
   test('a node applying a batch is syncing, and syncing still counts as healthy', async () => {
-    // 4 KiB at mirror2's 1 KiB/s: a few seconds of a real rsync at work.
-    await fs.writeFile(join(c.origin(), 'slow.bin'), randomBytes(4096));
-    const s = await waitState(2, 'syncing');
-    const n = nodeOf(s, m(2));
-    assert.equal(n.connected, true);
-    assert.ok(n.inFlight >= 1 || n.pending >= 1);
-    assert.ok(n.lagSeconds < 30);
-    const [table, p] = await Promise.all([inosync(['status', '--url', c.statusUrl]), metrics()]);
-    // The others may still be applying it too: idle or syncing, both healthy.
-    assert.equal(table.code, 0, table.stdout);
-    assert.equal(row(table.stdout, m(2)).state, 'syncing');
-    assertNodeMetrics(p, m(2), 'syncing');
+    await fs.writeFile(gate, '');
+    try {
+      await fs.writeFile(join(c.origin(), 'slow.txt'), 'held back on mirror2');
+      await c.waitConverged([0, 1]);
+      await c.waitIdle(30_000, [0, 1]);
+      const s = await waitState(2, 'syncing');
+      const n = nodeOf(s, m(2));
+      assert.equal(n.connected, true);
+      assert.equal(n.inFlight, 1);
+      assert.ok(n.pending >= 1);
+      assert.ok(n.lagSeconds < 30);
+      const [{ table, json, code }, p] = await Promise.all([ask(), metrics()]);
+      assert.equal(code, 0, `within the lag bound a syncing node is healthy:\n${table}`);
+      assert.equal(row(table, m(2)).state, 'syncing');
+      assert.equal(row(table, m(0)).state, 'idle');
+      assert.equal(nodeOf(json, m(2)).state, 'syncing');
+      assertNodeMetrics(p, m(2), 'syncing');
+      assert.equal(sample(p, 'inosync_node_in_flight_batches', { node: m(2) }), 1);
+    } finally {
+      await fs.rm(gate, { force: true });
+    }
     await c.waitConverged();
     await c.waitIdle(30_000);
   });

@@ -38,6 +38,8 @@ export interface WorkloadResult {
 
 export interface Ctx {
   quick: boolean;
+  /** --million: watch 1,000,000 files for real instead of 300,000 extrapolated */
+  million: boolean;
   log: (msg: string) => void;
 }
 

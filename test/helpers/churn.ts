@@ -100,6 +100,8 @@ export interface ChurnOptions {
   maxEntries?: number;
   /** largest file written, in bytes */
   maxFileSize?: number;
+  /** told every operation, for a replayable record of a run */
+  onOp?: (op: string) => void;
 }
 
 /**
@@ -115,6 +117,7 @@ export class Churn {
   private seq = 0;
   private readonly maxEntries: number;
   private readonly maxFileSize: number;
+  private readonly onOp: (op: string) => void;
 
   constructor(
     readonly root: string,
@@ -123,6 +126,11 @@ export class Churn {
   ) {
     this.maxEntries = opts.maxEntries ?? 3000;
     this.maxFileSize = opts.maxFileSize ?? 256 * 1024;
+    this.onOp = opts.onOp ?? (() => undefined);
+  }
+
+  private note(op: string, ...paths: string[]): void {
+    this.onOp(`${op} ${paths.map((p) => JSON.stringify(p)).join(' ')}`);
   }
 
   private scan(): void {
@@ -194,6 +202,7 @@ export class Churn {
 
   private async create(): Promise<void> {
     const rel = join(this.rng.pick(this.dirs), this.name());
+    this.note('create', rel);
     await fs.writeFile(this.abs(rel), this.content());
     this.files.push(rel);
     this.stats.created++;
@@ -201,6 +210,7 @@ export class Churn {
 
   private async write(): Promise<void> {
     const rel = this.rng.pick(this.files);
+    this.note('write', rel);
     if (this.rng.chance(0.3)) await fs.appendFile(this.abs(rel), this.content());
     else if (this.rng.chance(0.2)) {
       // An editor's save: a temp file renamed over the original.
@@ -217,11 +227,16 @@ export class Churn {
     if (Buffer.byteLength(rel) > 1500) rel = '';
     const depth = this.rng.chance(0.1) ? this.rng.int(10, 40) : this.rng.int(1, 3);
     for (let i = 0; i < depth; i++) rel = join(rel, this.rng.chance(0.1) ? this.name() : `d${this.seq++}`);
+    this.note('mkdir -p', rel);
     await fs.mkdir(this.abs(rel), { recursive: true });
     this.stats.dirs++;
     this.sinceScan = Infinity;
     if (this.rng.chance(0.7)) {
-      for (let i = this.rng.int(1, 5); i > 0; i--) await fs.writeFile(join(this.abs(rel), this.name()), this.content());
+      for (let i = this.rng.int(1, 5); i > 0; i--) {
+        const name = this.name();
+        this.note('create', join(rel, name));
+        await fs.writeFile(join(this.abs(rel), name), this.content());
+      }
     }
   }
 
@@ -232,13 +247,16 @@ export class Churn {
     let toDir = r.pick(this.dirs);
     // A directory cannot move into itself.
     if (moveDir && (toDir === from || toDir.startsWith(from + '/'))) toDir = '';
-    await fs.rename(this.abs(from), join(this.abs(toDir), this.name()));
+    const to = join(toDir, this.name());
+    this.note('rename', from, to);
+    await fs.rename(this.abs(from), this.abs(to));
     this.stats.renamed++;
     this.sinceScan = Infinity;
   }
 
   private async chmod(): Promise<void> {
     const rel = this.rng.pick(this.files);
+    this.note('chmod', rel);
     await fs.chmod(this.abs(rel), this.rng.pick([0o644, 0o600, 0o755, 0o640, 0o444]));
     this.stats.written++;
   }
@@ -246,6 +264,7 @@ export class Churn {
   private async symlink(): Promise<void> {
     const rel = join(this.rng.pick(this.dirs), this.name());
     const target = this.rng.chance(0.5) && this.files.length > 0 ? relative(this.rng.pick(this.dirs), this.rng.pick(this.files)) : 'dangling/target';
+    this.note('symlink', rel);
     await fs.symlink(target, this.abs(rel));
     this.files.push(rel);
     this.stats.created++;
@@ -255,11 +274,13 @@ export class Churn {
     const r = this.rng;
     if (r.chance(0.2) && this.dirs.length > 1) {
       const rel = r.pick(this.dirs.slice(1));
+      this.note('rm -r', rel);
       await fs.rm(this.abs(rel), { recursive: true, force: true });
       this.sinceScan = Infinity;
     } else {
       if (this.files.length === 0) return;
       const i = r.int(0, this.files.length - 1);
+      this.note('rm', this.files[i]!);
       await fs.rm(this.abs(this.files[i]!), { force: true });
       this.files.splice(i, 1);
     }
