@@ -271,7 +271,7 @@ describe('security: the master', { timeout: 180_000 }, () => {
       const log = readText(join(c.dir, 'agent0.log')).length;
       const started = Date.now();
       c.startAgent(0, []);
-      await waitFor(async () => (await node('mirror0')).connected, 10_000, 'the agent to get back in', () => flood.describe());
+      await waitFor(async () => (await node('mirror0')).connected, 30_000, 'the agent to get back in', () => flood.describe());
       const attempts = readText(join(c.dir, 'agent0.log')).slice(log).split('connected; authenticating').length - 1;
       assert.ok(attempts <= 2, `the agent needed ${attempts} attempts (${Date.now() - started} ms) to get through the flood`);
       await fs.writeFile(join(c.origin(), 'reconnected.txt'), 'still flooded');

@@ -70,20 +70,38 @@ export function burstSizes(quick: boolean): { files: number; dirs: number } {
   return quick ? { files: 2_000, dirs: 20 } : { files: 10_000, dirs: 100 };
 }
 
+/** Runs `body` on the default watcher (chokidar), then on parcel, for comparison. */
+async function bothWatchers(
+  ctx: Ctx,
+  name: string,
+  body: (watcher: string) => Promise<{ rows: Row[]; note: string; data: Record<string, unknown> }>,
+): Promise<WorkloadResult> {
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const data: Record<string, unknown> = {};
+  for (const watcher of ['chokidar', 'parcel']) {
+    ctx.log(`  ${name} with ${watcher}`);
+    const r = await body(watcher);
+    rows.push(...r.rows.map((row) => ({ ...row, metric: `${watcher}: ${row.metric}` })));
+    notes.push(`${watcher}: ${r.note}`);
+    data[watcher] = r.data;
+  }
+  return { name, rows, notes, data };
+}
+
 export async function burst(ctx: Ctx): Promise<WorkloadResult> {
   const { files, dirs } = burstSizes(ctx.quick);
-  const c = await new Cluster({ agents: 3 }).setup();
-  return withCluster(c, async () => {
-    await c.start();
-    const t = await timeChange(ctx, c, { apply: (o) => writeFiles(o, dirs, files, FILE_SIZE) });
-    return {
-      name: 'burst',
-      rows: timingRows('burst', t, 1.5),
-      notes: [
-        `${files} files of ${FILE_SIZE} B in ${dirs} new directories, 3 agents, chokidar watcher; rsync runs per agent: ${t.runs.join(', ')}`,
-      ],
-      data: { files, dirs, fileSize: FILE_SIZE, ...roundAll(t) },
-    };
+  return bothWatchers(ctx, 'burst', async (watcher) => {
+    const c = await new Cluster({ agents: 3, master: { watcher } }).setup();
+    return withCluster(c, async () => {
+      await c.start();
+      const t = await timeChange(ctx, c, { apply: (o) => writeFiles(o, dirs, files, FILE_SIZE) });
+      return {
+        rows: timingRows('burst', t, 1.5),
+        note: `${files} files of ${FILE_SIZE} B in ${dirs} new directories, 3 agents; rsync runs per agent: ${t.runs.join(', ')}; writes took ${round(t.writeMs)} ms`,
+        data: { files, dirs, fileSize: FILE_SIZE, ...roundAll(t) },
+      };
+    });
   });
 }
 
@@ -92,30 +110,29 @@ export async function storm(ctx: Ctx): Promise<WorkloadResult> {
   const per = 50;
   const renames = ctx.quick ? 25 : 100;
   const deletions = ctx.quick ? 500 : 2_000;
-  const c = await new Cluster({ agents: 3 }).setup();
-  return withCluster(c, async () => {
-    writeFiles(c.origin(), dirs, dirs * per, FILE_SIZE);
-    await c.start(); // the initial full sync brings the prepared tree
-    await c.waitConverged(AGENTS, 120_000);
-    const t = await timeChange(ctx, c, {
-      apply: (o) => {
-        for (let i = 0; i < renames; i++) renameSync(join(o, `d${i}`), join(o, `r${i}`));
-        // Deletions spread over the directories that were not renamed.
-        const perDir = Math.ceil(deletions / (dirs - renames));
-        let n = 0;
-        for (let d = renames; d < dirs && n < deletions; d++) {
-          for (let f = 0; f < perDir && n < deletions; f++, n++) unlinkSync(join(o, `d${d}`, `f${f}`));
-        }
-      },
+  return bothWatchers(ctx, 'storm', async (watcher) => {
+    const c = await new Cluster({ agents: 3, master: { watcher } }).setup();
+    return withCluster(c, async () => {
+      writeFiles(c.origin(), dirs, dirs * per, FILE_SIZE);
+      await c.start(); // the initial full sync brings the prepared tree
+      await c.waitConverged(AGENTS, 120_000);
+      const t = await timeChange(ctx, c, {
+        apply: (o) => {
+          for (let i = 0; i < renames; i++) renameSync(join(o, `d${i}`), join(o, `r${i}`));
+          // Deletions spread over the directories that were not renamed.
+          const perDir = Math.ceil(deletions / (dirs - renames));
+          let n = 0;
+          for (let d = renames; d < dirs && n < deletions; d++) {
+            for (let f = 0; f < perDir && n < deletions; f++, n++) unlinkSync(join(o, `d${d}`, `f${f}`));
+          }
+        },
+      });
+      return {
+        rows: timingRows('storm', t, 1.5),
+        note: `${renames} directory renames (${renames * per} files moved) and ${deletions} file deletions in a tree of ${dirs * per} files in ${dirs} directories, 3 agents; rsync runs per agent: ${t.runs.join(', ')}; the change took ${round(t.writeMs)} ms`,
+        data: { dirs, filesPerDir: per, renames, deletions, ...roundAll(t) },
+      };
     });
-    return {
-      name: 'storm',
-      rows: timingRows('storm', t, 1.5),
-      notes: [
-        `${renames} directory renames (${renames * per} files moved) and ${deletions} file deletions in a tree of ${dirs * per} files in ${dirs} directories, 3 agents, chokidar; rsync runs per agent: ${t.runs.join(', ')}`,
-      ],
-      data: { dirs, filesPerDir: per, renames, deletions, ...roundAll(t) },
-    };
   });
 }
 

@@ -208,7 +208,7 @@ export class Cluster {
   }
 
   /** Until every running agent's node is connected with nothing pending or in flight. */
-  async waitIdle(timeoutMs = 30_000, nodes?: number[]): Promise<MasterStatus> {
+  async waitIdle(timeoutMs = 60_000, nodes?: number[]): Promise<MasterStatus> {
     let last: MasterStatus | null = null;
     const which = nodes ?? [...this.agents.keys()].filter((i) => this.agents[i] !== null);
     await waitFor(
