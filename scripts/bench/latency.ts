@@ -3,7 +3,7 @@
 // last). Baseline: a bare rsync pull of the same file from a bare daemon
 // serving the same directory, spawned and timed the same way. Samples of the
 // two are interleaved so that machine noise hits both alike.
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import {
@@ -62,6 +62,13 @@ export async function latency(ctx: Ctx): Promise<WorkloadResult> {
       bare.stop();
       rmSync(scratch, { recursive: true, force: true });
     }
+    // What the agents' rsync runs took (the master logs each agent's result): the rest is inosync's pipeline.
+    const runMs = readFileSync(join(c.dir, 'master.log'), 'utf8')
+      .split('\n')
+      .filter((l) => / node synced .* files=1 /.test(l))
+      .map((l) => Number(/ ms=(\d+)/.exec(l)?.[1]))
+      .filter((n) => Number.isFinite(n));
+    const runs = summary(runMs);
     const o = summary(ours);
     const b = summary(base);
     const b3 = summary(base3);
@@ -75,13 +82,14 @@ export async function latency(ctx: Ctx): Promise<WorkloadResult> {
         ratioRow('latency', 'p50 vs 3 concurrent bare pulls', o.p50, 'ms', b3.p50, '3 bare pulls at once'),
       ],
       notes: [
+        `the agents' own rsync runs (3 at once, 2 cores) took p50 ${round(runs.p50)} ms (${runs.n} runs, from the master's log); the rest of inosync's p50, ${round(o.p50 - runs.p50)} ms, is watcher, batch, websocket, spawn and this harness's detection`,
         `baseline: \`rsync -a --sockopts=TCP_NODELAY rsync://127.0.0.1:PORT/www/FILE DEST/\` against a bare rsync daemon (no auth, TCP_NODELAY, read only) serving the same origin directory, one pull, spawn to exit; samples interleaved with inosync's`,
       ],
       data: {
         ours: ours.map((x) => round(x, 2)),
         bare: base.map((x) => round(x, 2)),
         bare3: base3.map((x) => round(x, 2)),
-        summary: { ours: o, bare: b, bare3: b3 },
+        summary: { ours: o, bare: b, bare3: b3, agentRsyncRuns: runs },
       },
     };
   });

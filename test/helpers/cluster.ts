@@ -228,7 +228,7 @@ export class Cluster {
   }
 
   /** Until mirror i equals the origin (for every path), then a final strict comparison. */
-  async waitConverged(i: number | number[] = [...this.agents.keys()], timeoutMs = 30_000): Promise<void> {
+  async waitConverged(i: number | number[] = [...this.agents.keys()], timeoutMs = 60_000): Promise<void> {
     const which = Array.isArray(i) ? i : [i];
     for (const p of this.paths) {
       await waitFor(
