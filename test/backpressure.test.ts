@@ -167,8 +167,8 @@ async function waitState(c: Cluster, name: string, states: NodeState[], timeoutM
  * A cluster made under /dev/shm when that tmpfs has room: removing 400,000
  * files from a filesystem mounted with `discard` waits on the disk for every
  * freed block (minutes on the machines these tests run on), where tmpfs does
- * it in memory in seconds. The flood's three trees take ~2 GB of it for a
- * few minutes.
+ * it in memory in seconds. The flood's three trees take over a GB of it
+ * (every small file costs a page) for a few minutes.
  */
 function clusterOnTmpfs(opts: ConstructorParameters<typeof Cluster>[0]): Cluster {
   let roomy = false;

@@ -355,7 +355,8 @@ describe('per-node status of a real master', { timeout: 240_000 }, () => {
       const s = await waitState(2, 'syncing');
       const n = nodeOf(s, m(2));
       assert.equal(n.connected, true);
-      assert.equal(n.inFlight, 1);
+      // One write may reach the master as create and modify: one batch or two.
+      assert.ok(n.inFlight >= 1, `${n.inFlight} in flight`);
       assert.ok(n.pending >= 1);
       assert.ok(n.lagSeconds < 30);
       const [{ table, json, code }, p] = await Promise.all([ask(), metrics()]);
@@ -364,7 +365,7 @@ describe('per-node status of a real master', { timeout: 240_000 }, () => {
       assert.equal(row(table, m(0)).state, 'idle');
       assert.equal(nodeOf(json, m(2)).state, 'syncing');
       assertNodeMetrics(p, m(2), 'syncing');
-      assert.equal(sample(p, 'inosync_node_in_flight_batches', { node: m(2) }), 1);
+      assert.ok((sample(p, 'inosync_node_in_flight_batches', { node: m(2) }) ?? 0) >= 1);
     } finally {
       await fs.rm(gate, { force: true });
     }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BareRsyncd, Cluster, cpuMs, limitRow, memMB, ratioRow, round, run, sameFile, sameMtime, scratchDir, sleep, summary, until,
+  BareRsyncd, Cluster, cpuMs, limitRow, memMB, startMasterInfo, ratioRow, round, run, sameFile, sameMtime, scratchDir, sleep, summary, until,
   withCluster, type Ctx, type Row, type WorkloadResult,
 } from './lib.js';
 
@@ -40,7 +40,7 @@ async function oneChange(c: Cluster, mirrors: string[], name: string): Promise<n
 async function fan(ctx: Ctx, agents: number, samples: number, changes: number): Promise<FanResult> {
   const c = await new Cluster({ agents }).setup();
   return withCluster(c, async () => {
-    await c.startMaster();
+    await startMasterInfo(c);
     // Started a few at a time: 50 node processes booting at once on two cores
     // take long enough to hit handshake timeouts.
     for (let i = 0; i < agents; i++) {
@@ -147,7 +147,7 @@ export async function fanout(ctx: Ctx): Promise<WorkloadResult> {
     name: 'fan-out',
     rows,
     notes: [
-      `master CPU from /proc/PID/stat (utime+stime, 10 ms ticks) over ${changes} single-file changes, ${round(many.batchesPerChange, 2)} batches per change with ${big} agents, ${round(few.batchesPerChange, 2)} with ${small}; master logs at debug level (-v, as Cluster starts it), one line per agent result`,
+      `master CPU from /proc/PID/stat (utime+stime, 10 ms ticks) over ${changes} single-file changes, ${round(many.batchesPerChange, 2)} batches per change with ${big} agents, ${round(few.batchesPerChange, 2)} with ${small}; master at its default log level (info; Cluster's -v would add a debug line per agent result and per rsync daemon log line)`,
       `reference (scripts/bench/fanout-ref.ts): a websocket server that per round seals one batch frame and sends it to every client, then opens, decodes and validates each client's signed ack and result; target: the master's cost per extra agent at most 2x that`,
       `master RSS with ${big} agents: ${round(many.masterRssMB)} MB`,
       `raw master CPU per change (idle not subtracted): ${round(few.rawCpuPerBatchMs, 1)} ms with ${small} agents, ${round(many.rawCpuPerBatchMs, 1)} ms with ${big}; ` +

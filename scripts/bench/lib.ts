@@ -1,7 +1,7 @@
 // Shared machinery for `npm run bench`: results, timing, a bare rsync daemon
 // for baselines, process sampling from /proc, cheap tree comparison.
 import { execFileSync, spawn } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, waitFor } from '../../test/helpers/cluster.js';
@@ -485,6 +485,23 @@ export async function withCluster<T>(c: Cluster, body: (c: Cluster) => Promise<T
     untrack();
     await c.cleanup();
   }
+}
+
+/**
+ * Cluster.startMaster, but at the default log level (no -v): Cluster always
+ * logs at debug level, a line per agent result and per rsync daemon log line,
+ * which production masters do not pay for.
+ */
+export async function startMasterInfo(c: Cluster): Promise<void> {
+  const log = join(c.dir, 'master.log');
+  const fd = openSync(log, 'a');
+  const child = spawn(process.execPath, [new URL('../../src/cli/master.js', import.meta.url).pathname, '-c', c.masterConfig], {
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  c.master = { child, log, exited };
+  await waitFor(async () => (await c.fetchStatus()) !== null, 20_000, 'master status endpoint', () => c.logs());
 }
 
 export { Cluster };

@@ -11,9 +11,9 @@
 // duplicate chokidar's own (a write shows as two `modify`): the consumer
 // coalesces, and a duplicate costs less than a miss.
 
-import { lstat, readdir, stat } from 'node:fs/promises';
-import type { Dirent, Stats } from 'node:fs';
-import { basename, join } from 'node:path';
+import { lstat, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { EventQueue } from './event-queue.js';
 import type { Exclusion } from './exclude.js';
 import type { WatchEvent } from './types.js';
@@ -38,36 +38,6 @@ export class RawSupplement {
     // holding a child of its own name is ambiguous; both readings are tried.
     if (name === basename(watchedPath)) this.selfEvent(type, watchedPath);
     if (type === 'rename') this.childEvent(join(watchedPath, name));
-  }
-
-  /**
-   * Dangling symlinks that exist when watching starts: chokidar's initial scan
-   * skips them like new ones, so without this their deletion or renaming
-   * would never be reported (a restarted master left them on every mirror).
-   */
-  async seed(rootReal: string): Promise<void> {
-    const visit = async (abs: string): Promise<void> => {
-      let entries: Dirent[];
-      try {
-        entries = await readdir(abs, { withFileTypes: true });
-      } catch {
-        return; // gone or unreadable: chokidar reports what matters
-      }
-      const subdirs: Promise<void>[] = [];
-      for (const d of entries) {
-        const child = join(abs, d.name);
-        const rel = this.rel(child);
-        if (!rel) continue;
-        if (d.isDirectory()) {
-          if (!this.ex.excluded(rel, true)) subdirs.push(visit(child));
-        } else if (d.isSymbolicLink() && !this.ex.excluded(rel, false) && !(await resolves(child))) {
-          const st = await lstatOrNull(child);
-          if (st && !this.dangling.has(rel)) this.dangling.set(rel, st.ino);
-        }
-      }
-      await Promise.all(subdirs);
-    };
-    await visit(rootReal);
   }
 
   /** A deleted directory takes its dangling symlinks with it. */
@@ -99,8 +69,18 @@ export class RawSupplement {
       const st = await lstatOrNull(abs);
       const known = this.dangling.get(rel);
       if (!st) {
-        if (known === undefined) return null;
         this.dangling.delete(rel);
+        // Also when never reported created: a dangling symlink that existed
+        // before watching started, or was made in a new directory before its
+        // watch was in place, is known neither here nor to chokidar, yet a
+        // sync of the directory copied it. For what chokidar knows this
+        // repeats its own unlink; a duplicate costs less than a miss. Not
+        // when the watch was a file's own (the child reading is then bogus)
+        // nor when the directory went too: its own delete covers everything.
+        if (known === undefined) {
+          if (this.ex.excluded(rel, false) || this.ex.excluded(rel, true)) return null;
+          if (!(await lstatOrNull(dirname(abs)))?.isDirectory()) return null;
+        }
         return { kind: 'delete', path: rel, isDir: false };
       }
       if (!st.isSymbolicLink() || (await resolves(abs))) {

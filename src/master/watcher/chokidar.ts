@@ -114,7 +114,6 @@ export async function startChokidar(opts: WatchOptions): Promise<Watcher> {
     fsw.once('ready', () => resolve());
     fsw.add(root.real);
   });
-  await raw.seed(root.real);
   guard.start();
 
   return {
