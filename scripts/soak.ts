@@ -4,7 +4,9 @@
 // and every mirror must become identical to the origin.
 //
 // usage: npm run soak -- --minutes N [--seed S] [--agents N] [--reconcile S]
-//        [--faults agent,master,rsyncd,link|none] [--keep]
+//        [--faults agent,master,rsyncd,link|none] [--keep] [--trace]
+// --keep leaves the cluster's directory (logs, trees) behind; --trace prints
+// every churn operation.
 // Exit 0: all trees identical. Exit 1: the differences are printed.
 // Runs on network namespaces where it can (root, iproute2), else on loopback
 // and says so.
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     reconcile: { type: 'string', default: '0' },
     faults: { type: 'string', default: 'agent,master,rsyncd,link' },
     keep: { type: 'boolean', default: false },
+    trace: { type: 'boolean', default: false },
   },
 });
 
@@ -56,6 +59,16 @@ say(`hosts on ${lab.label}${lab.fallback ? ` (${lab.fallback}); link faults are 
 
 let c: Cluster | null = null;
 let exitCode = 1;
+// Stopped from outside (a test timeout, ^C): nothing of the cluster may outlive us.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    say(`stopped by ${sig}`);
+    void (c?.cleanup() ?? Promise.resolve()).finally(() => {
+      lab.closeSync();
+      process.exit(1);
+    });
+  });
+}
 try {
   c = await labCluster(lab, { agents, master: { reconcile } });
   await c.start();
@@ -72,7 +85,7 @@ say(exitCode === 0 ? 'PASS: every mirror is identical to the origin' : 'FAIL');
 process.exit(exitCode);
 
 async function soak(c: Cluster): Promise<number> {
-  const churn = new Churn(c.origin(), churnRng, { maxEntries: 2500, onOp: values.keep ? (op) => say(`op ${op}`) : undefined });
+  const churn = new Churn(c.origin(), churnRng, { maxEntries: 2500, onOp: values.trace ? (op) => say(`op ${op}`) : undefined });
   const faults: Record<string, number> = {};
   const until = Date.now() + minutes * 60_000;
 

@@ -260,7 +260,11 @@ describe('security: the master', { timeout: 180_000 }, () => {
     const flood = new Flood(url(), c.masterPort);
     try {
       flood.start(400);
-      await waitFor(() => flood.opened >= 400 && flood.open >= 280, 20_000, 'the flood to build up', () => flood.describe());
+      // Saturation shows as churn: a flood socket reopens only after the master
+      // closed it (evicted from a full handshake table or timed out). How many
+      // are open at one instant depends on the machine's speed, so ask for a
+      // steady crowd rather than a precise count.
+      await waitFor(() => flood.opened >= 800 && flood.open >= 200, 30_000, 'the flood to build up', () => flood.describe());
       // The connected agent keeps syncing.
       await fs.writeFile(join(c.origin(), 'during-flood.txt'), 'flooded');
       await c.waitConverged(0, 20_000);

@@ -43,9 +43,11 @@ export async function labCluster(lab: Lab, opts: ClusterOptions & { wrap?: (host
 export async function hardKillAgent(c: Cluster, i: number): Promise<number[]> {
   const p = c.agents[i];
   if (!p?.child.pid) throw new Error(`agent ${i} is not running`);
-  const below = descendants(p.child.pid).map((d) => d.pid);
-  await c.stopAgent(i, 'SIGKILL');
+  // Deepest first: rsync's receiver removes its temporary file when it sees
+  // its generator die, which a cgroup kill gives it no time for.
+  const below = descendants(p.child.pid).map((d) => d.pid).reverse();
   for (const pid of below) signal(pid, 'SIGKILL');
+  await c.stopAgent(i, 'SIGKILL');
   await waitGone(below);
   return [p.child.pid, ...below];
 }

@@ -208,7 +208,8 @@ function hasPing(): boolean {
   return pingKnown;
 }
 
-function whyNoNamespaces(): string | null {
+/** Why a Lab would fall back to loopback here, or null when it can use namespaces. */
+export function whyNoNamespaces(): string | null {
   if (process.env.INOSYNC_NO_NETNS) return 'INOSYNC_NO_NETNS is set';
   if (process.platform !== 'linux') return `network namespaces need Linux, this is ${process.platform}`;
   if (process.getuid?.() !== 0) return `network namespaces need root, this runs as uid ${process.getuid?.()}`;

@@ -38,6 +38,7 @@ export class RawSupplement {
     // holding a child of its own name is ambiguous; both readings are tried.
     if (name === basename(watchedPath)) this.selfEvent(type, watchedPath);
     if (type === 'rename') this.childEvent(join(watchedPath, name));
+    else if (type === 'change') this.childChange(join(watchedPath, name));
   }
 
   /** A deleted directory takes its dangling symlinks with it. */
@@ -84,14 +85,29 @@ export class RawSupplement {
         return { kind: 'delete', path: rel, isDir: false };
       }
       if (!st.isSymbolicLink() || (await resolves(abs))) {
-        // chokidar reports these itself.
         this.dangling.delete(rel);
-        return null;
+        // chokidar reports these itself, except a file that took the place
+        // of a symlink it followed (an editor's save over a link moved into
+        // place): its watch stays on the old target, and it reports neither
+        // the new file nor later writes to it.
+        if (st.isDirectory() || this.ex.excluded(rel, false)) return null;
+        return { kind: 'create', path: rel, isDir: false };
       }
       if (this.ex.excluded(rel, false)) return null;
       this.dangling.set(rel, st.ino);
       if (known === undefined) return { kind: 'create', path: rel, isDir: false };
       return known === st.ino ? null : { kind: 'modify', path: rel, isDir: false };
+    });
+  }
+
+  /** A write to a child, as its directory's watch saw it (see childEvent for why chokidar's is not enough). */
+  private childChange(abs: string): void {
+    const rel = this.rel(abs);
+    if (!rel) return;
+    this.enqueue(rel, async () => {
+      const st = await lstatOrNull(abs);
+      if (!st || st.isDirectory() || this.ex.excluded(rel, false)) return null;
+      return { kind: 'modify', path: rel, isDir: false };
     });
   }
 

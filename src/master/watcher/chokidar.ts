@@ -12,9 +12,11 @@ import { RawSupplement } from './chokidar-raw.js';
 import { EventQueue } from './event-queue.js';
 import { Exclusion } from './exclude.js';
 import { countInotifyWatches } from './inotify-watches.js';
-import { ProblemReporter } from './problems.js';
+import { isWatchLimitError, ProblemReporter } from './problems.js';
 import { RootGuard } from './root-guard.js';
-import { relativizer, resolveRoot } from './root.js';
+import { absoluteOf, relativizer, resolveRoot } from './root.js';
+import { walk } from './walk.js';
+import { ancestorsOf } from '../../protocol/relpath.js';
 import type { WatchEventKind, WatchOptions, Watcher } from './types.js';
 
 /** How long a directory read may take before chokidar forgets the events that arrived during it. */
@@ -84,6 +86,7 @@ export async function startChokidar(opts: WatchOptions): Promise<Watcher> {
   };
 
   const on = problems.guard.bind(problems);
+  let limitHit = false;
   fsw.on('add', on('handling add', (p) => report('create', p, false)));
   fsw.on('addDir', on('handling addDir', (p) => report('create', p, true)));
   fsw.on('change', on('handling change', (p) => report('modify', p, false)));
@@ -105,6 +108,7 @@ export async function startChokidar(opts: WatchOptions): Promise<Watcher> {
   fsw.on(
     'error',
     on('handling an error', (err: unknown) => {
+      if (isWatchLimitError(err)) limitHit = true;
       const path = (err as { path?: unknown } | null)?.path;
       problems.fromError(err, 'chokidar failed to watch a path', typeof path === 'string' ? path : undefined);
     }),
@@ -114,6 +118,8 @@ export async function startChokidar(opts: WatchOptions): Promise<Watcher> {
     fsw.once('ready', () => resolve());
     fsw.add(root.real);
   });
+  // Past the inotify limit nothing more can be watched (reported as a 'limit' problem).
+  if (!limitHit) await watchMissed(fsw, root.real, ex, queue, () => limitHit);
   guard.start();
 
   return {
@@ -129,4 +135,42 @@ export async function startChokidar(opts: WatchOptions): Promise<Watcher> {
       await fsw.close();
     },
   };
+}
+
+/**
+ * A directory created while chokidar crawls the tree at start can end up
+ * never watched, and nothing below it either, for as long as the watcher
+ * runs (measured: 1 of 8 made during a 200-directory crawl; a master
+ * restarted under load lost every later change in such a directory). So the
+ * tree is walked once the crawl is done, and what chokidar does not watch is
+ * added and reported created; a few passes, as the additions race the same way.
+ */
+async function watchMissed(fsw: FSWatcher, rootReal: string, ex: Exclusion, queue: EventQueue, limitHit: () => boolean): Promise<void> {
+  for (let pass = 0; pass < 3 && !limitHit(); pass++) {
+    const watched = new Set(Object.keys(fsw.getWatched()));
+    const missed: string[] = [];
+    await walk(rootReal, '', ex, {
+      entry: (e) => {
+        if (e.isDir && !watched.has(absoluteOf(rootReal, e.rel))) missed.push(e.rel);
+      },
+    });
+    if (missed.length === 0) return;
+    // The outermost ones (an ancestor sorts first): adding a directory watches everything below it.
+    const outer: string[] = [];
+    const chosen = new Set<string>();
+    for (const r of missed.sort()) {
+      if (ancestorsOf(r).some((a) => chosen.has(a))) continue;
+      chosen.add(r);
+      outer.push(r);
+    }
+    for (const r of outer) {
+      fsw.add(absoluteOf(rootReal, r));
+      queue.push({ kind: 'create', path: r, isDir: true });
+    }
+    // add() crawls asynchronously; the next pass looks once these are in.
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline && !limitHit() && !outer.every((r) => absoluteOf(rootReal, r) in fsw.getWatched())) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 }
