@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWatcher } from '../src/master/watcher/index.js';
-import type { WatchEvent, Watcher } from '../src/master/watcher/types.js';
+import type { BackendName, WatchEvent, Watcher } from '../src/master/watcher/types.js';
 
 const scratch: string[] = [];
 after(() => {
@@ -32,17 +32,19 @@ async function until(events: WatchEvent[], kinds: WatchEvent['kind'][], path: st
   }
 }
 
-async function watch(root: string, events: WatchEvent[]): Promise<Watcher> {
-  return await startWatcher('chokidar', { root, ignore: () => false, onEvents: (b) => events.push(...b), onProblem: () => {} });
+async function watch(backend: BackendName, root: string, events: WatchEvent[]): Promise<Watcher> {
+  return await startWatcher(backend, { root, ignore: () => false, onEvents: (b) => events.push(...b), onProblem: () => {} });
 }
 
-describe('chokidar backend: changes it used to miss', () => {
+// The default backend runs the same cases: they are what the soak's churn does.
+for (const backend of ['chokidar', 'inotify'] as const)
+describe(`${backend} backend: changes chokidar used to miss`, () => {
   it('the deletion of a dangling symlink that existed before watching started', async () => {
     const root = tempDir();
     await fs.symlink('nowhere/at/all', join(root, 'dangling'));
     await fs.symlink('nowhere/either', join(root, 'moved'));
     const events: WatchEvent[] = [];
-    const w = await watch(root, events);
+    const w = await watch(backend, root, events);
     try {
       await fs.rm(join(root, 'dangling'));
       await fs.rename(join(root, 'moved'), join(root, 'renamed'));
@@ -59,7 +61,7 @@ describe('chokidar backend: changes it used to miss', () => {
     mkdirSync(join(root, 'to/sub'), { recursive: true });
     writeFileSync(join(root, 'to/sub/target'), 'target');
     const events: WatchEvent[] = [];
-    const w = await watch(root, events);
+    const w = await watch(backend, root, events);
     try {
       // Dangling where it is made, valid once moved next to its target.
       await fs.symlink('sub/target', join(root, 'from/link'));
@@ -98,7 +100,7 @@ describe('chokidar backend: changes it used to miss', () => {
       }
     })();
     const events: WatchEvent[] = [];
-    const w = await watch(root, events);
+    const w = await watch(backend, root, events);
     stop = true;
     await maker;
     try {

@@ -44,7 +44,7 @@ function masterSchema(dir: string) {
     }).prefault({})),
     delay: optional(z.number().min(0).max(3600).default(0.05)),
     events: optional(uniqueList(z.enum(EVENT_KINDS), 'event').min(1).default(() => [...EVENT_KINDS])),
-    watcher: optional(z.enum(['chokidar', 'parcel']).default('chokidar')),
+    watcher: optional(z.enum(['inotify', 'chokidar', 'parcel']).default('inotify')),
     reconcile: optional(wholeNumber(0, MAX_TIMER_SECONDS).default(3600)),
     maxPending: optional(wholeNumber(16).default(10000)),
     nodes: z.array(z.strictObject({

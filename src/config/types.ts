@@ -10,7 +10,7 @@ export interface HostPort {
 export type EventKind = 'create' | 'modify' | 'delete' | 'move' | 'attrib';
 export const EVENT_KINDS: readonly EventKind[] = ['create', 'modify', 'delete', 'move', 'attrib'];
 
-export type WatcherBackend = 'chokidar' | 'parcel';
+export type WatcherBackend = 'inotify' | 'chokidar' | 'parcel';
 
 export interface NodeEntry {
   name: string;

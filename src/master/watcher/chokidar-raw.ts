@@ -16,13 +16,14 @@ import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { EventQueue } from './event-queue.js';
 import type { Exclusion } from './exclude.js';
+import { PathLanes } from './lanes.js';
 import type { WatchEvent } from './types.js';
 
 export class RawSupplement {
   /** dangling symlinks reported as created, by path, with their inode */
   private readonly dangling = new Map<string, number>();
   /** per-path serialization: a delete must not overtake the create before it */
-  private readonly lanes = new Map<string, Promise<WatchEvent | null>>();
+  private readonly lanes = new PathLanes<WatchEvent>();
 
   constructor(
     private readonly rel: (abs: string) => string | null,
@@ -112,13 +113,7 @@ export class RawSupplement {
   }
 
   private enqueue(rel: string, check: () => Promise<WatchEvent | null>): void {
-    const before = this.lanes.get(rel) ?? Promise.resolve(null);
-    const mine = before.then(check, check).catch(() => null);
-    this.lanes.set(rel, mine);
-    void mine.finally(() => {
-      if (this.lanes.get(rel) === mine) this.lanes.delete(rel);
-    });
-    this.queue.push(mine);
+    this.queue.push(this.lanes.run(rel, check));
   }
 }
 

@@ -53,4 +53,4 @@ export interface Watcher {
   stats(): { watches?: number };
 }
 
-export type BackendName = 'chokidar' | 'parcel';
+export type BackendName = 'inotify' | 'chokidar' | 'parcel';
