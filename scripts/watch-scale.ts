@@ -3,7 +3,7 @@
 // one JSON line; the benchmark runs it once per backend, in a fresh process
 // each, so the memory of one backend does not count against the other.
 //
-// usage: node dist/scripts/watch-scale.js <chokidar|parcel> <files> <dirs>
+// usage: node dist/scripts/watch-scale.js <inotify|chokidar|parcel> <files> <dirs>
 
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,13 +16,13 @@ const FANOUT = 16;
 const LATENCY_SAMPLES = 5;
 
 function usage(why: string): never {
-  process.stderr.write(`${why}\nusage: watch-scale <chokidar|parcel> <files> <dirs>\n`);
+  process.stderr.write(`${why}\nusage: watch-scale <inotify|chokidar|parcel> <files> <dirs>\n`);
   process.exit(2);
 }
 
 function parseArgs(): { backend: BackendName; files: number; dirs: number } {
   const [backend, files, dirs] = process.argv.slice(2);
-  if (backend !== 'chokidar' && backend !== 'parcel') usage(`unknown backend "${backend ?? ''}"`);
+  if (backend !== 'inotify' && backend !== 'chokidar' && backend !== 'parcel') usage(`unknown backend "${backend ?? ''}"`);
   const n = Number(files);
   const m = Number(dirs);
   if (!Number.isInteger(n) || n < 0) usage(`files must be a whole number, got "${files ?? ''}"`);

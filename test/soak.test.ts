@@ -20,5 +20,8 @@ test(`soak: 2 minutes of churn and faults end with identical trees (${fallback ?
   child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
   const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
   for (const line of out.split('\n')) if (line.startsWith('[soak')) t.diagnostic(line);
-  assert.equal(code, 0, `soak failed:\n${out.slice(-20_000)}`);
+  // The differences first (they are the finding), then the logs' tail.
+  const at = out.indexOf(' differs from the origin');
+  const diffs = at === -1 ? '' : out.slice(out.lastIndexOf('\n', at) + 1).split('\n').slice(0, 120).join('\n');
+  assert.equal(code, 0, `soak failed:\n${diffs}\n...\n${out.slice(-12_000)}`);
 });

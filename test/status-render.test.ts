@@ -216,6 +216,28 @@ test('the table shows every node with its state, lag and error', () => {
   }
 });
 
+test('the header names a path whose watcher reported problems, with the last one', () => {
+  const s = status([node('calm', 'idle')], {
+    paths: [
+      {
+        name: 'www',
+        watch: '/srv/www',
+        backend: 'inotify',
+        paused: null,
+        watchErrors: 3,
+        lastWatchProblem: { at: ago(2), kind: 'overflow', message: 'the inotify event queue of /srv/www overflowed' },
+        lastEvent: null,
+      },
+      { name: 'data', watch: '/srv/data', backend: 'inotify', paused: null, watchErrors: 0, lastWatchProblem: null, lastEvent: null },
+    ],
+  });
+  const out = renderStatusTable(s, { now: NOW });
+  assert.match(out, /www \(3 watch problems, last overflow: the inotify event queue of \/srv\/www overflowed\)/);
+  assert.match(out, /, data$/m);
+  // Fallen back to full syncs: a warning to look at, not a failing check.
+  assert.equal(statusExitCode(s), 0);
+});
+
 test('ages default to the master clock, not the local one', () => {
   const out = renderStatusTable(status([node('calm', 'idle')]));
   assert.match(out, /12s ago/);

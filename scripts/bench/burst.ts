@@ -70,7 +70,7 @@ export function burstSizes(quick: boolean): { files: number; dirs: number } {
   return quick ? { files: 2_000, dirs: 20 } : { files: 10_000, dirs: 100 };
 }
 
-/** Runs `body` on the default watcher (chokidar), then on parcel, for comparison. */
+/** Runs `body` on the default watcher (inotify), then on chokidar and parcel, for comparison. */
 async function bothWatchers(
   ctx: Ctx,
   name: string,
@@ -79,7 +79,7 @@ async function bothWatchers(
   const rows: Row[] = [];
   const notes: string[] = [];
   const data: Record<string, unknown> = {};
-  for (const watcher of ['chokidar', 'parcel']) {
+  for (const watcher of ['inotify', 'chokidar', 'parcel']) {
     ctx.log(`  ${name} with ${watcher}`);
     const r = await body(watcher);
     rows.push(...r.rows.map((row) => ({ ...row, metric: `${watcher}: ${row.metric}` })));

@@ -128,9 +128,13 @@ function headerLines(s: MasterStatus, paint: (t: Tone, v: string) => string): st
     rsyncd,
     refusals > 0 ? paint('yellow', refusalText) : refusalText,
   ].join('  |  ');
-  const paths = (s.paths ?? []).map((p) =>
-    p.paused ? paint('red', `${clean(p.name)} (PAUSED: ${truncate(clean(p.paused), ERROR_WIDTH)})`) : clean(p.name),
-  );
+  const paths = (s.paths ?? []).map((p) => {
+    if (p.paused) return paint('red', `${clean(p.name)} (PAUSED: ${truncate(clean(p.paused), ERROR_WIDTH)})`);
+    // Not an error state (the master fell back to full syncs), but worth a look.
+    const last = p.lastWatchProblem;
+    if (last) return paint('yellow', `${clean(p.name)} (${p.watchErrors} watch problem${p.watchErrors === 1 ? '' : 's'}, last ${clean(last.kind)}: ${truncate(clean(last.message), ERROR_WIDTH)})`);
+    return clean(p.name);
+  });
   return [first, `paths: ${paths.length > 0 ? paths.join(', ') : '(none)'}`];
 }
 

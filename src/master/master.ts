@@ -63,6 +63,7 @@ interface WatchedPath {
   /** which watcher's reports count: a replaced one may still deliver */
   watcherGen: number;
   watchErrors: number;
+  lastWatchProblem: { at: number; kind: string; message: string } | null;
   lastEvent: number | null;
 }
 
@@ -72,7 +73,7 @@ export interface MasterStatus {
   startedAt: string;
   uptimeSeconds: number;
   batches: number;
-  paths: { name: string; watch: string; backend: string; paused: string | null; watchErrors: number; lastEvent: string | null }[];
+  paths: { name: string; watch: string; backend: string; paused: string | null; watchErrors: number; lastWatchProblem?: { at: string; kind: string; message: string } | null; lastEvent: string | null }[];
   rsyncd: { running: boolean; restarts: number; lastError: string | null };
   refusals: { at: string; node: string | null; address: string | null; reason: string }[];
   /** refusals since start (the list above keeps only the last 20) */
@@ -133,6 +134,7 @@ export class Master implements SessionHost {
         resuming: false,
         watcherGen: 0,
         watchErrors: 0,
+        lastWatchProblem: null,
         lastEvent: null,
       });
     }
@@ -374,6 +376,7 @@ export class Master implements SessionHost {
 
   private onWatchProblem(wp: WatchedPath, p: WatchProblem): void {
     wp.watchErrors++;
+    wp.lastWatchProblem = { at: Date.now(), kind: p.kind, message: p.message };
     if (p.kind === 'root') {
       wp.watcherLost = true;
       this.pause(wp, p.message);
@@ -532,6 +535,7 @@ export class Master implements SessionHost {
         backend: wp.watcher?.backend ?? this.config.watcher,
         paused: wp.paused,
         watchErrors: wp.watchErrors,
+        lastWatchProblem: wp.lastWatchProblem && { ...wp.lastWatchProblem, at: new Date(wp.lastWatchProblem.at).toISOString() },
         lastEvent: wp.lastEvent === null ? null : new Date(wp.lastEvent).toISOString(),
       })),
       rsyncd: { running: rs.running, restarts: rs.restarts, lastError: rs.lastError ?? null },

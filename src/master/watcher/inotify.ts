@@ -12,12 +12,19 @@
 // changed below it before its watches existed is then covered by the sync of
 // the tree, and everything after by the new watches.
 //
-// What it cannot report: an inotify queue overflow (libuv drops
-// IN_Q_OVERFLOW), and anything below a directory it could not watch
-// (ENOSPC): that is reported as a 'limit' problem, on which the master falls
-// back to a full sync; its periodic reconciliation is the safety net.
+// Queue overflow: libuv drops IN_Q_OVERFLOW without a word, but it drains
+// the whole inotify queue in one go, so an overflowed queue shows as one loop
+// turn delivering fs.inotify.max_queued_events events (the kernel keeps that
+// many, the last being the overflow notice). That is reported as an
+// 'overflow' problem, on which the master falls back to a full sync. A
+// writer faster than the reader can trip it without a real overflow: a full
+// sync too many is cheap, a lost change is not.
+//
+// What it cannot report: anything below a directory it could not watch
+// (ENOSPC) after the 'limit' problem; the master's periodic reconciliation
+// is the safety net.
 
-import { type FSWatcher, lstatSync, watch } from 'node:fs';
+import { type FSWatcher, lstatSync, readFileSync, watch } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { Limiter } from './concurrency.js';
@@ -63,12 +70,27 @@ export async function startInotify(opts: WatchOptions): Promise<Watcher> {
   };
 }
 
+const QUEUE_SYSCTL = '/proc/sys/fs/inotify/max_queued_events';
+
+/** The kernel's default when /proc does not tell. */
+function maxQueuedEvents(): number {
+  try {
+    const n = Number(readFileSync(QUEUE_SYSCTL, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : 16384;
+  } catch {
+    return 16384;
+  }
+}
+
 class DirWatches {
   /** by root-relative path, '' for the root */
   private readonly dirs = new Map<string, DirWatch>();
   private readonly lanes = new PathLanes<WatchEvent>();
   private readonly stats = new Limiter(64);
   private closed = false;
+  /** inotify events delivered in this loop turn, to see a drained full queue */
+  private turnEvents = 0;
+  private readonly queueMax = maxQueuedEvents();
 
   constructor(
     private readonly root: Root,
@@ -155,6 +177,15 @@ class DirWatches {
   }
 
   private onEvent(dir: string, type: string, name: string | Buffer | null): void {
+    if (++this.turnEvents === 1) setImmediate(() => (this.turnEvents = 0));
+    // The overflow notice itself is dropped by libuv: one less than the queue holds.
+    if (this.turnEvents === this.queueMax - 1 && !this.closed) {
+      this.problems.overflow(
+        `the inotify event queue of ${this.root.configured} overflowed (${this.turnEvents} events at once,` +
+          ` fs.inotify.max_queued_events=${this.queueMax}; the master was too busy to read them in time)`,
+        this.root.configured,
+      );
+    }
     if (this.closed || typeof name !== 'string' || name === '' || !this.dirs.has(dir)) return;
     // A directory's events about itself (deleted, moved, chmod) carry its own
     // basename, like a child of that name: both readings are tried, and the

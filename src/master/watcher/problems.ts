@@ -69,7 +69,7 @@ export class ProblemReporter {
   overflow(message: string, path?: string): void {
     this.emit({
       kind: 'overflow',
-      message: `${message}; some changes were not reported. The next reconciliation resyncs them; if this repeats, raise fs.inotify.max_queued_events.`,
+      message: `${message}; some changes were not reported, so the whole path is synced. If this repeats, raise fs.inotify.max_queued_events (see deploy/sysctl/90-inosync.conf).`,
       ...(path ? { path } : {}),
     });
   }
