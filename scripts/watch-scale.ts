@@ -70,9 +70,16 @@ async function main(): Promise<void> {
     for (let i = 0; i < LATENCY_SAMPLES; i++) {
       const name = `latency-probe-${i}`;
       const rel = join(deepest, name).slice(root.length + 1);
-      const seen = new Promise<number>((resolve) => {
+      // The timer also keeps the process alive: the inotify backend's
+      // fs.watch handles are not persistent (the master's sockets are what
+      // keep it running), and an empty event loop would end this process
+      // silently while it waits.
+      const seen = new Promise<number>((resolve, reject) => {
+        const timeout = setTimeout(() => reject(new Error(`no event for ${rel} within 30 s`)), 30_000);
         onEvent = (e) => {
-          if (e.path === rel) resolve(performance.now());
+          if (e.path !== rel) return;
+          clearTimeout(timeout);
+          resolve(performance.now());
         };
       });
       const start = performance.now();

@@ -293,11 +293,11 @@ describe('structural problems point at the line and key', () => {
 
   test('out-of-range numbers and values outside an enumeration', () => {
     const dir = workspace();
-    const file = write(dir, 'master.yaml', `delay: 3601\nmaxPending: 15\nwatcher: inotify\nevents: []\n${MINIMAL_MASTER}`);
+    const file = write(dir, 'master.yaml', `delay: 3601\nmaxPending: 15\nwatcher: fanotify\nevents: []\n${MINIMAL_MASTER}`);
     const { problems } = parseMasterConfig(file);
     assert.match(problemAt(problems, 'delay').reason, /at most 3600/);
     assert.match(problemAt(problems, 'maxPending').reason, /at least 16/);
-    assert.match(problemAt(problems, 'watcher').reason, /use one of: chokidar, parcel/);
+    assert.match(problemAt(problems, 'watcher').reason, /use one of: inotify, chokidar, parcel/);
     assert.match(problemAt(problems, 'events').reason, /at least 1/);
   });
 

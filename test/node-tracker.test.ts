@@ -243,6 +243,26 @@ test(`a connected node is lagging once its lag passes ${LAGGING_AFTER_S} s, and 
   assert.equal(n.state(t + 46_000, false), 'idle');
 });
 
+test('a reconciliation is work, not lag: a long one shows syncing, until an origin change joins it', () => {
+  const n = synced();
+  const t = T0 + 100_000;
+  n.markFull('www', { lag: false });
+  const { changes: c, oldest } = n.takePending();
+  assert.equal(oldest, null, 'no origin change behind it');
+  n.recordSent(2, c, oldest, t);
+  assert.equal(n.lagSeconds(t + 600_000), 0);
+  assert.equal(n.state(t + 600_000, false), 'syncing');
+  // A real change while the full sync runs is lag again, measured from it.
+  n.absorb([changes('www', ['a'])], t + 10_000);
+  assert.equal(n.lagSeconds(t + 50_000), 40);
+  assert.equal(n.state(t + 50_000, false), 'lagging');
+  // A disconnect owes the reconciliation again, still without lag.
+  n.takePending();
+  n.onDisconnect(t + 60_000);
+  assert.equal(n.lagSeconds(t + 60_000), 0);
+  assert.equal(n.hasPending, true);
+});
+
 test('state precedence: error, then initial-sync, then lagging, then syncing', () => {
   const n = new NodeTracker('n1', KEY, ['www'], 100);
   n.onReady('1.0.0', T0);

@@ -15,15 +15,20 @@ export async function flood(ctx: Ctx): Promise<WorkloadResult> {
   const files = ctx.quick ? 20_000 : 100_000;
   const dirs = files / 100;
   const size = 100;
-  const watcher = process.env.INOSYNC_BENCH_FLOOD_WATCHER ?? 'parcel';
-  const c = await new Cluster({ agents: 3, master: { watcher } }).setup();
+  // The master's default backend unless INOSYNC_BENCH_FLOOD_WATCHER names one.
+  const forced = process.env.INOSYNC_BENCH_FLOOD_WATCHER;
+  const c = await new Cluster({ agents: 3, master: forced ? { watcher: forced } : {} }).setup();
   return withCluster(c, async () => {
     await c.start();
+    const watcher = (await c.fetchStatus())?.paths[0]?.backend ?? forced ?? 'default';
+    ctx.log(`  watcher: ${watcher}${forced ? ' (INOSYNC_BENCH_FLOOD_WATCHER)' : ' (the master\'s default)'}`);
     const pid = c.master!.child.pid!;
     const idle = memMB(pid);
     const rss = sampleRss(pid, 50);
     const cpu0 = cpuMs(pid);
-    const batches0 = (await c.fetchStatus())?.batches ?? 0;
+    const s0 = await c.fetchStatus();
+    const batches0 = s0?.batches ?? 0;
+    const watchErrors0 = s0?.paths[0]?.watchErrors ?? 0;
     const runs0 = AGENTS.map((i) => rsyncRuns(c, i));
     const t0 = performance.now();
     writeFiles(c.origin(), dirs, files, size);
@@ -32,7 +37,10 @@ export async function flood(ctx: Ctx): Promise<WorkloadResult> {
     const conv = await timeConverged(c, AGENTS, t0, { minBatches: batches0 + 1, timeoutMs: 600_000, pollMs: 50 });
     const mem = rss.stop();
     const cpu = cpuMs(pid) - cpu0;
-    const batches = ((await c.fetchStatus())?.batches ?? 0) - batches0;
+    const s1 = await c.fetchStatus();
+    const batches = (s1?.batches ?? 0) - batches0;
+    // An overflowed inotify queue (or another watch problem) makes the master fall back to a full sync: worth knowing.
+    const watchErrors = (s1?.paths[0]?.watchErrors ?? 0) - watchErrors0;
     const runs = AGENTS.map((i, k) => rsyncRuns(c, i) - runs0[k]!);
     ctx.log(`  converged ${round(conv.ms)} ms after the first write; runs ${runs.join(',')}; master peak ${round(mem.hwmMB)} MB`);
     // Untimed re-check of every entry's metadata (type, mode, owner, size, ns mtime); contents are
@@ -64,7 +72,8 @@ export async function flood(ctx: Ctx): Promise<WorkloadResult> {
       ],
       notes: [
         `${files} files of ${size} B in ${dirs} new directories, one synchronous writer, 3 agents, ${watcher} watcher; ` +
-          `rsync runs per agent: ${runs.join(', ')}; ${batches} batches; master CPU ${round(cpu / 1000, 2)} s`,
+          `rsync runs per agent: ${runs.join(', ')}; ${batches} batches; master CPU ${round(cpu / 1000, 2)} s; ` +
+          `watch problems reported (each one a full sync): ${watchErrors}`,
       ],
       data: {
         files,
@@ -77,6 +86,7 @@ export async function flood(ctx: Ctx): Promise<WorkloadResult> {
         bare: roundAll(b),
         runs,
         batches,
+        watchErrors,
         masterCpuMs: cpu,
         masterRss: roundAll({ idle, ...mem }),
       },

@@ -351,10 +351,15 @@ export class Master implements SessionHost {
   private onEvents(wp: WatchedPath, events: WatchEvent[]): void {
     const allowed = this.config.events;
     const moves = allowed.includes('move');
+    // inotify says IN_MODIFY or IN_ATTRIB in one breath (libuv's 'change'), so
+    // the watchers report a chmod as `modify`: either kind admits both.
+    const changes = allowed.includes('modify') || allowed.includes('attrib');
     let added = 0;
     for (const ev of events) {
       // A rename reaches us as delete + create, so `move` admits both.
-      if (!allowed.includes(ev.kind) && !(moves && (ev.kind === 'create' || ev.kind === 'delete'))) continue;
+      const admitted =
+        allowed.includes(ev.kind) || (moves && (ev.kind === 'create' || ev.kind === 'delete')) || (changes && (ev.kind === 'modify' || ev.kind === 'attrib'));
+      if (!admitted) continue;
       if (wp.matcher.isExcluded(ev.path, ev.isDir)) continue;
       wp.fresh.add(ev.path, kindOf(ev));
       added++;
@@ -443,7 +448,7 @@ export class Master implements SessionHost {
   /** Marks every path for a full sync on every node (drift repair, lost events). */
   reconcile(reason: string): void {
     this.log.info('full reconciliation', { reason });
-    for (const n of this.nodes.values()) for (const wp of this.paths.values()) n.markFull(wp.config.name);
+    for (const n of this.nodes.values()) for (const wp of this.paths.values()) n.markFull(wp.config.name, { lag: false });
     this.pump();
   }
 
@@ -502,10 +507,11 @@ export class Master implements SessionHost {
     }
   }
 
-  private send(to: AgentSession[], changes: PathChanges[], oldest: number, now = Date.now()): void {
+  /** `oldest` null: nothing changed on the origin (a reconciliation); the batch carries its send time. */
+  private send(to: AgentSession[], changes: PathChanges[], oldest: number | null, now = Date.now()): void {
     for (const part of splitChanges(changes)) {
       const seq = ++this.seq;
-      const body = encode({ t: 'batch', session: this.session, seq, to: to.map((s) => s.node!), time: oldest, changes: part });
+      const body = encode({ t: 'batch', session: this.session, seq, to: to.map((s) => s.node!), time: oldest ?? now, changes: part });
       // Signed once, whatever the number of recipients.
       const frame = seal(this.signer, 'master->agent', body);
       this.batches++;

@@ -21,8 +21,8 @@ export const LAGGING_AFTER_S = 30;
 export interface InFlight {
   seq: number;
   changes: PathChanges[];
-  /** ms epoch of the oldest change this batch carries */
-  oldest: number;
+  /** ms epoch of the oldest origin change this batch carries; null: a reconciliation only, not lag */
+  oldest: number | null;
   sentAt: number;
   acked: boolean;
   full: boolean;
@@ -120,18 +120,22 @@ export class NodeTracker {
   }
 
   /** Changes this node missed while busy or away join what it is owed. */
-  absorb(changes: readonly PathChanges[], oldest: number): void {
+  absorb(changes: readonly PathChanges[], oldest: number | null): void {
     for (const c of changes) this.changesFor(c.name).merge(c);
-    if (changes.length > 0) this.pendingOldest = Math.min(this.pendingOldest ?? oldest, oldest);
+    if (changes.length > 0 && oldest !== null) this.pendingOldest = Math.min(this.pendingOldest ?? oldest, oldest);
   }
 
-  markFull(path?: string): void {
+  /**
+   * `lag: false` for a reconciliation: it repairs drift nobody saw happen, so
+   * a long full sync is work to do, not a change the node is behind on.
+   */
+  markFull(path?: string, { lag = true }: { lag?: boolean } = {}): void {
     for (const p of path === undefined ? this.pathNames : [path]) this.changesFor(p).markFull();
-    this.pendingOldest = Math.min(this.pendingOldest ?? Date.now(), Date.now());
+    if (lag) this.pendingOldest = Math.min(this.pendingOldest ?? Date.now(), Date.now());
   }
 
   /** Empties the pending set into a list of changes to send as one catch-up batch. */
-  takePending(hold: ReadonlySet<string> = new Set()): { changes: PathChanges[]; oldest: number } {
+  takePending(hold: ReadonlySet<string> = new Set()): { changes: PathChanges[]; oldest: number | null } {
     const changes: PathChanges[] = [];
     let held = false;
     for (const [name, cs] of this.pending) {
@@ -143,12 +147,12 @@ export class NodeTracker {
       changes.push(cs.toChanges(name));
       cs.clear();
     }
-    const oldest = this.pendingOldest ?? Date.now();
+    const oldest = this.pendingOldest;
     if (!held) this.pendingOldest = null;
     return { changes, oldest };
   }
 
-  recordSent(seq: number, changes: PathChanges[], oldest: number, now: number): void {
+  recordSent(seq: number, changes: PathChanges[], oldest: number | null, now: number): void {
     const full = changes.some((c) => c.full);
     if (full && this.lastSent === null) this.initialSeq = seq;
     this.inflight.push({ seq, changes, oldest, sentAt: now, acked: false, full });
@@ -234,7 +238,7 @@ export class NodeTracker {
 
   lagSeconds(now: number): number {
     let oldest = this.pendingOldest ?? Infinity;
-    for (const f of this.inflight) oldest = Math.min(oldest, f.oldest);
+    for (const f of this.inflight) if (f.oldest !== null) oldest = Math.min(oldest, f.oldest);
     return oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000);
   }
 
