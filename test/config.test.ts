@@ -74,7 +74,7 @@ function masterDefaults(dir: string, file: string): MasterConfig {
     status: { listen: { host: '127.0.0.1', port: 7071 } },
     delay: 0.05,
     events: ['create', 'modify', 'delete', 'move', 'attrib'],
-    watcher: 'chokidar',
+    watcher: 'inotify',
     reconcile: 3600,
     maxPending: 10000,
     nodes: [{ name: 'mirror1', key: K1 }],
