@@ -7,7 +7,7 @@ import { renameSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   assertStrictlyConverged, BareRsyncd, barePulls, Cluster, copyTree, ratioRow, round, rsyncRuns, scratchDir, timeConverged,
-  withCluster, writeFiles, type Ctx, type Row, type WorkloadResult,
+  startInfo, withCluster, writeFiles, type Ctx, type Row, type WorkloadResult,
 } from './lib.js';
 
 const AGENTS = [0, 1, 2];
@@ -94,7 +94,7 @@ export async function burst(ctx: Ctx): Promise<WorkloadResult> {
   return bothWatchers(ctx, 'burst', async (watcher) => {
     const c = await new Cluster({ agents: 3, master: { watcher } }).setup();
     return withCluster(c, async () => {
-      await c.start();
+      await startInfo(c);
       const t = await timeChange(ctx, c, { apply: (o) => writeFiles(o, dirs, files, FILE_SIZE) });
       return {
         rows: timingRows('burst', t, 1.5),
@@ -114,7 +114,7 @@ export async function storm(ctx: Ctx): Promise<WorkloadResult> {
     const c = await new Cluster({ agents: 3, master: { watcher } }).setup();
     return withCluster(c, async () => {
       writeFiles(c.origin(), dirs, dirs * per, FILE_SIZE);
-      await c.start(); // the initial full sync brings the prepared tree
+      await startInfo(c); // the initial full sync brings the prepared tree
       await c.waitConverged(AGENTS, 120_000);
       const t = await timeChange(ctx, c, {
         apply: (o) => {

@@ -9,7 +9,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BareRsyncd, Cluster, cpuMs, limitRow, memMB, startMasterInfo, ratioRow, round, run, sameFile, sameMtime, scratchDir, sleep, summary, until,
-  withCluster, type Ctx, type Row, type WorkloadResult,
+  waitFor, withCluster, type Ctx, type Row, type WorkloadResult,
 } from './lib.js';
 
 const REF = new URL('./fanout-ref.js', import.meta.url).pathname;
@@ -37,7 +37,7 @@ async function oneChange(c: Cluster, mirrors: string[], name: string): Promise<n
   return t1 - t0;
 }
 
-async function fan(ctx: Ctx, agents: number, samples: number, changes: number): Promise<FanResult> {
+async function fan(ctx: Ctx, agents: number, samples: number, changes: number, warmup: number): Promise<FanResult> {
   const c = await new Cluster({ agents }).setup();
   return withCluster(c, async () => {
     await startMasterInfo(c);
@@ -75,6 +75,16 @@ async function fan(ctx: Ctx, agents: number, samples: number, changes: number): 
       bare.stop();
       rmSync(scratch, { recursive: true, force: true });
     }
+    // Warm-up, untimed: a master that has handled a few batches is still
+    // compiling its per-message code (V8 optimizes a function once it is hot:
+    // the session's frame handler, the tracker, ws's receiver). That one-time
+    // cost lands in the first few dozen batches, sooner with more agents, and
+    // a master that runs for days does not pay it per batch.
+    for (let k = 0; k < warmup; k++) {
+      await oneChange(c, mirrors, `warm-${k}.bin`);
+      await sleep(agents >= 20 ? 150 : 50);
+    }
+    await c.waitIdle(120_000);
     // CPU per batch: nothing else talks to the master meanwhile (no status polls).
     const pid = c.master!.child.pid!;
     const b0 = (await c.fetchStatus())!.batches;
@@ -125,7 +135,7 @@ async function fan(ctx: Ctx, agents: number, samples: number, changes: number): 
  * and never start rsync): the master's own per-batch work without N rsync
  * clients and daemon children competing with it for the two cores.
  */
-async function fanDry(ctx: Ctx, agents: number, changes: number): Promise<{ cpuPerBatchMs: number; batchesPerChange: number }> {
+async function fanDry(ctx: Ctx, agents: number, changes: number, warmup: number): Promise<{ cpuPerBatchMs: number; batchesPerChange: number }> {
   const c = await new Cluster({ agents, agentFlags: ['-p'] }).setup();
   return withCluster(c, async () => {
     await startMasterInfo(c);
@@ -134,6 +144,15 @@ async function fanDry(ctx: Ctx, agents: number, changes: number): Promise<{ cpuP
       if (i % 5 === 4) await sleep(300);
     }
     await c.waitIdle(300_000);
+    // Warm-up, untimed (see fan()): each change until every node reported it.
+    for (let k = 0; k < warmup; k++) {
+      writeFileSync(join(c.origin(), `warm-${k}.bin`), randomBytes(1024));
+      await sleep(50);
+      await waitFor(async () => {
+        const s = await c.fetchStatus();
+        return s !== null && s.nodes.every((n) => n.lastBatchApplied === s.batches);
+      }, 60_000, 'dry-run agents to report the warm-up batch');
+    }
     await sleep(500);
     const pid = c.master!.child.pid!;
     const spacing = 1_000;
@@ -167,13 +186,16 @@ export async function fanout(ctx: Ctx): Promise<WorkloadResult> {
   const small = 5;
   const changes = ctx.quick ? 10 : 40;
   const samples = ctx.quick ? 3 : 5;
-  const few = await fan(ctx, small, 1, changes);
+  // Untimed changes before each CPU measurement (see fan()); INOSYNC_BENCH_FANOUT_WARMUP=0 measures a cold master.
+  const warmup = Number(process.env.INOSYNC_BENCH_FANOUT_WARMUP ?? (ctx.quick ? 20 : 40));
+  if (!Number.isInteger(warmup) || warmup < 0) throw new Error(`INOSYNC_BENCH_FANOUT_WARMUP must be a whole number, got ${process.env.INOSYNC_BENCH_FANOUT_WARMUP}`);
+  const few = await fan(ctx, small, 1, changes, warmup);
   ctx.log(`  ${small} agents: ${round(few.cpuPerBatchMs, 2)} ms CPU per batch`);
-  const many = await fan(ctx, big, samples, changes);
+  const many = await fan(ctx, big, samples, changes, warmup);
   ctx.log(`  ${big} agents: ${round(many.cpuPerBatchMs, 2)} ms CPU per batch; one change in ${round(summary(many.latency).p50)} ms`);
   const dryChanges = ctx.quick ? 10 : 20;
-  const drySmall = await fanDry(ctx, small, dryChanges);
-  const dryBig = await fanDry(ctx, big, dryChanges);
+  const drySmall = await fanDry(ctx, small, dryChanges, warmup);
+  const dryBig = await fanDry(ctx, big, dryChanges, warmup);
   ctx.log(`  dry-run agents: ${round(drySmall.cpuPerBatchMs, 2)} / ${round(dryBig.cpuPerBatchMs, 2)} ms CPU per batch`);
   const refRounds = ctx.quick ? 100 : 400;
   // Interleaved and repeated: the reference runs for a few seconds only.
@@ -202,13 +224,13 @@ export async function fanout(ctx: Ctx): Promise<WorkloadResult> {
     name: 'fan-out',
     rows,
     notes: [
-      `master CPU from /proc/PID/stat (utime+stime, 10 ms ticks) over ${changes} single-file changes, divided by the batches they made: ${round(many.batchesPerChange, 2)} batches per change with ${big} agents, ${round(few.batchesPerChange, 2)} with ${small}; master at its default log level (info; Cluster's -v would add a debug line per agent result and per rsync daemon log line)`,
+      `master CPU from /proc/PID/stat (utime+stime, 10 ms ticks) over ${changes} single-file changes, after ${warmup} untimed ones (V8 warm-up), divided by the batches they made: ${round(many.batchesPerChange, 2)} batches per change with ${big} agents, ${round(few.batchesPerChange, 2)} with ${small}; master at its default log level (info; Cluster's -v would add a debug line per agent result and per rsync daemon log line)`,
       `reference (scripts/bench/fanout-ref.ts): a websocket server that per round seals one batch frame and sends it to every client, then opens, decodes and validates each client's signed ack and result; target: the master's cost per extra agent at most 2x that`,
       `dry-run agents: ${round(dryBig.batchesPerChange, 2)} batches per change with ${big} agents, ${round(drySmall.batchesPerChange, 2)} with ${small} (${dryChanges} changes, 1 s apart)`,
       `master RSS with ${big} agents: ${round(many.masterRssMB)} MB`,
       `raw master CPU per batch (idle not subtracted): ${round(few.rawCpuPerBatchMs, 1)} ms with ${small} agents, ${round(many.rawCpuPerBatchMs, 1)} ms with ${big}; ` +
         `idle master: ${round(few.idleCpuMsPerS, 1)} / ${round(many.idleCpuMsPerS, 1)} ms CPU per s; a change took ${round(few.msPerChange)} / ${round(many.msPerChange)} ms to reach every agent`,
     ],
-    data: { few, many, dry: { small: drySmall, big: dryBig, changes: dryChanges }, reference: { small: refSmall, big: refBig }, perAgentMs: perAgent, refPerAgentMs: refPerAgent },
+    data: { warmup, few, many, dry: { small: drySmall, big: dryBig, changes: dryChanges }, reference: { small: refSmall, big: refBig }, perAgentMs: perAgent, refPerAgentMs: refPerAgent },
   };
 }

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   BareRsyncd, barePulls, Cluster, cpuMs, limitRow, memMB, metaListing, metaDiff, ratioRow, round, rsyncRuns, sampleRss,
-  scratchDir, timeConverged, withCluster, writeFiles, type Ctx, type WorkloadResult,
+  scratchDir, startInfo, timeConverged, withCluster, writeFiles, type Ctx, type WorkloadResult,
 } from './lib.js';
 import { roundAll } from './burst.js';
 
@@ -19,7 +19,7 @@ export async function flood(ctx: Ctx): Promise<WorkloadResult> {
   const forced = process.env.INOSYNC_BENCH_FLOOD_WATCHER;
   const c = await new Cluster({ agents: 3, master: forced ? { watcher: forced } : {} }).setup();
   return withCluster(c, async () => {
-    await c.start();
+    await startInfo(c);
     const watcher = (await c.fetchStatus())?.paths[0]?.backend ?? forced ?? 'default';
     ctx.log(`  watcher: ${watcher}${forced ? ' (INOSYNC_BENCH_FLOOD_WATCHER)' : ' (the master\'s default)'}`);
     const pid = c.master!.child.pid!;

@@ -3,7 +3,7 @@
 // 1.2x of their time in a run without the slow agent (two agents only), each
 // measured as the median of a few bursts in the same cluster.
 import {
-  Cluster, ratioRow, round, sleep, summary, timeConverged, withCluster, writeFiles, type Ctx, type WorkloadResult,
+  Cluster, ratioRow, round, sleep, startInfo, summary, timeConverged, withCluster, writeFiles, type Ctx, type WorkloadResult,
 } from './lib.js';
 
 const FAST = [0, 1];
@@ -14,7 +14,7 @@ async function bursts(ctx: Ctx, agents: number, slow: boolean, reps: number, fil
     agent: (i) => (slow && i === 2 ? { rsync: { bwlimit: 10 } } : {}),
   }).setup();
   return withCluster(c, async () => {
-    await c.start();
+    await startInfo(c);
     const times: number[] = [];
     for (let r = 0; r < reps; r++) {
       const batches = (await c.fetchStatus())?.batches ?? 0;

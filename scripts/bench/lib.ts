@@ -504,4 +504,15 @@ export async function startMasterInfo(c: Cluster): Promise<void> {
   await waitFor(async () => (await c.fetchStatus()) !== null, 20_000, 'master status endpoint', () => c.logs());
 }
 
-export { Cluster };
+/**
+ * Cluster.start() with the master at its default log level (startMasterInfo),
+ * for workloads that read nothing from the master's log. The agents keep -v:
+ * rsyncRuns counts their debug lines.
+ */
+export async function startInfo(c: Cluster): Promise<void> {
+  await startMasterInfo(c);
+  for (let i = 0; i < c.agentCount; i++) c.startAgent(i);
+  await c.waitIdle();
+}
+
+export { Cluster, waitFor };

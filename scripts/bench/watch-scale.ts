@@ -122,7 +122,7 @@ export async function watchScale(ctx: Ctx): Promise<WorkloadResult> {
         if (r.problems.length > 0) notes.push(`${backend} at 300k files reported problems: ${r.problems.join(', ')}`);
       }
     }
-    if (!ctx.million) notes.push('1M figures are extrapolated (linear in files from the 100k and 300k runs), not measured; `--million` measures them (~20 min more here)');
+    if (!ctx.million) notes.push('1M figures are extrapolated (linear in files from the 100k and 300k runs), not measured; `--million` measures them (a few minutes more: tree building dominates)');
   }
   notes.push(`scripts/watch-scale.ts, one fresh process per backend, tree built in the same process just before (warm page cache); the walk baseline is a readdir of an identical tree`);
   return { name: 'watch-scale', rows, notes, data };
