@@ -31,6 +31,8 @@ test('a file-only run compares every file up to MAX_IGNORE_TIMES_FILES files, no
   assert.equal(has(files(MAX_IGNORE_TIMES_FILES)), true);
   assert.equal(has(files(MAX_IGNORE_TIMES_FILES + 1)), false);
   assert.equal(has({ ...files(3), trees: ['t'] }), false);
-  // Directories carry no content: many of them do not switch it off.
-  assert.equal(has({ ...files(2), dirs: Array.from({ length: 1000 }, (_, i) => `dir${i}`) }), true);
+  // Directories carry no content: many of them do not switch it off...
+  assert.equal(has({ ...files(2), dirs: Array.from({ length: 1000 }, (_, i) => `dir${i}/sub`) }), true);
+  // ...unless they crowd one directory, now synced as `/*` by the quick check.
+  assert.equal(has({ ...files(2), dirs: Array.from({ length: 1000 }, (_, i) => `dir${i}`) }), false);
 });

@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildRsyncArgs, includeList, MAX_RULE_BYTES, type RsyncRunSpec } from '../src/protocol/rsync-filter.js';
+import { buildRsyncArgs, includeList, MAX_NAMED_RULES, MAX_RULE_BYTES, type RsyncRunSpec } from '../src/protocol/rsync-filter.js';
 import type { PathChanges } from '../src/protocol/changes.js';
 import { ChangeSet } from '../src/protocol/changeset.js';
 import { parseRsyncStats } from '../src/agent/rsync-stats.js';
@@ -76,6 +76,39 @@ describe('includeList', () => {
       assert.throws(() => includeList(inc({ files: [bad] })), TypeError, JSON.stringify(bad));
       assert.throws(() => includeList(inc({ trees: [bad] })), TypeError, JSON.stringify(bad));
     }
+  });
+
+  it('lists crowded directories as dir/* once a batch needs more than MAX_NAMED_RULES rules', () => {
+    // 3 directories x 200 deletions: 600 entries, 606 rules entry by entry.
+    const files = ['a', 'b/c', 'd*e'].flatMap((dir) => Array.from({ length: 200 }, (_, i) => `${dir}/f${i}`));
+    assert.deepEqual(rules(inc({ files, dirs: ['x/y'], trees: ['t'] })), ['/a', '/a/*', '/b', '/b/c', '/b/c/*', '/d\\*e', '/d\\*e/*', '/t', '/t/***', '/x', '/x/y']);
+    // Top-level entries collapse into /*: their directory is the module root.
+    const top = Array.from({ length: MAX_NAMED_RULES + 1 }, (_, i) => `f${i}`);
+    assert.deepEqual(rules(inc({ files: top })), ['/*']);
+  });
+
+  it('keeps entries by name up to MAX_NAMED_RULES rules, and never collapses a lone entry', () => {
+    // Exactly at the limit: MAX_NAMED_RULES - 2 entries in d, d itself and its temp-file sweep.
+    const atLimit = Array.from({ length: MAX_NAMED_RULES - 2 }, (_, i) => `d/f${i}`);
+    const r = rules(inc({ files: atLimit }));
+    assert.equal(r.length, MAX_NAMED_RULES);
+    assert.ok(!r.includes('/d/*'));
+    // Pairs collapse in the second step; directories with one entry stay by name.
+    const pairs = Array.from({ length: 200 }, (_, i) => [`p${i}/a`, `p${i}/b`]).flat();
+    const singles = Array.from({ length: 200 }, (_, i) => `s${i}/only`);
+    const mixed = rules(inc({ files: [...pairs, ...singles] }));
+    assert.ok(mixed.includes('/p7/*') && !mixed.includes('/p7/a'), 'a pair is collapsed');
+    assert.ok(mixed.includes('/s7/only') && mixed.includes('/s7/.*.??????') && !mixed.includes('/s7/*'), 'a single stays by name');
+  });
+
+  it('gives up --ignore-times when it collapses a directory', () => {
+    const ignoresTimes = (files: string[]) => buildRsyncArgs(unitSpec({ changes: inc({ files }) })).args.includes('--ignore-times');
+    // 256 files in 2 directories: 262 rules, under the limit.
+    assert.ok(ignoresTimes(Array.from({ length: 256 }, (_, i) => `d${i % 2}/f${i}`)), 'under the limit');
+    // 200 directories with one file each (600 rules) and one with 50: only that one collapses.
+    const lone = Array.from({ length: 200 }, (_, i) => `d${i}/f`);
+    assert.ok(ignoresTimes(lone), 'lone entries never collapse');
+    assert.ok(!ignoresTimes([...lone, ...Array.from({ length: 50 }, (_, i) => `c/f${i}`)]), 'c collapsed');
   });
 
   it('escapes wildcards, and backslashes only in rules that are patterns', () => {
@@ -446,6 +479,30 @@ describe('rsync runs (real rsync, local source)', () => {
     assert.equal(await exists(join(f.dst, 'olddir')), false);
     // new.txt, a.txt, newdir/x.txt; b.txt, deeper/, deeper/d.txt, olddir/, olddir/x.txt
     assert.deepEqual(parseRsyncStats(r.stdout), { files: 3, bytes: 4 + 6 + 6, deleted: 5 });
+  });
+
+  it('applies a batch whose crowded directories are listed as dir/*, wildcard names included', async () => {
+    const f = await fixture();
+    const dirs = ['k0', 'k1', 'w[1]*', 'deep/er'];
+    for (const d of dirs) for (let i = 0; i < 200; i++) await put(join(f.src, d, `f${i}`), `${d} ${i}\n`);
+    await put(join(f.src, 'quiet/q'), 'q\n');
+    await ok(f.sync(FULL));
+    await put(join(f.dst, 'quiet/mirror-only'), 'mine'); // in no listed directory: stays
+    await put(join(f.dst, 'k1/.f1.AbCdEf'), 'left by a killed rsync');
+    const files: string[] = [];
+    for (const d of dirs) {
+      for (let i = 0; i < 180; i++) {
+        await unlink(join(f.src, d, `f${i}`));
+        files.push(`${d}/f${i}`);
+      }
+    }
+    await put(join(f.src, 'w[1]*/new'), 'new\n');
+    files.push('w[1]*/new');
+    assert.ok(rules(inc({ files })).includes('/w\\[1]\\*/*'), 'the batch is collapsed');
+    const r = await ok(f.sync(inc({ files })));
+    await f.assertMirror({ ignore: ['quiet'] });
+    assert.equal(await readFile(join(f.dst, 'quiet/mirror-only'), 'utf8'), 'mine');
+    assert.deepEqual(parseRsyncStats(r.stdout), { files: 1, bytes: 4, deleted: 721 });
   });
 
   it('picks up a same-size rewrite within the same second (--modify-window=-1)', async () => {

@@ -79,7 +79,12 @@ async function bothWatchers(
   const rows: Row[] = [];
   const notes: string[] = [];
   const data: Record<string, unknown> = {};
-  for (const watcher of ['inotify', 'chokidar', 'parcel']) {
+  // INOSYNC_BENCH_WATCHERS=inotify,parcel runs some backends only.
+  const only = process.env.INOSYNC_BENCH_WATCHERS?.split(',').map((w) => w.trim()).filter(Boolean);
+  const all = ['inotify', 'chokidar', 'parcel'];
+  const bad = only?.filter((w) => !all.includes(w)) ?? [];
+  if (bad.length > 0) throw new Error(`INOSYNC_BENCH_WATCHERS: unknown watcher ${bad.join(', ')}; use ${all.join(', ')}`);
+  for (const watcher of only && only.length > 0 ? only : all) {
     ctx.log(`  ${name} with ${watcher}`);
     const r = await body(watcher);
     rows.push(...r.rows.map((row) => ({ ...row, metric: `${watcher}: ${row.metric}` })));

@@ -1,7 +1,7 @@
 // Shared machinery for `npm run bench`: results, timing, a bare rsync daemon
 // for baselines, process sampling from /proc, cheap tree comparison.
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { closeSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, waitFor } from '../../test/helpers/cluster.js';
@@ -483,8 +483,19 @@ export async function withCluster<T>(c: Cluster, body: (c: Cluster) => Promise<T
     throw new Error(`${(err as Error).message}\n${c.logs(15)}`);
   } finally {
     untrack();
+    keepLogs(c);
     await c.cleanup();
   }
+}
+
+let kept = 0;
+/** INOSYNC_BENCH_KEEP_LOGS=DIR copies each cluster's logs there (cluster-N-*.log) before cleanup, to see where a run's time went. */
+function keepLogs(c: Cluster): void {
+  const dir = process.env.INOSYNC_BENCH_KEEP_LOGS;
+  if (!dir) return;
+  const n = ++kept;
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(c.dir)) if (f.endsWith('.log')) copyFileSync(join(c.dir, f), join(dir, `cluster-${n}-${f}`));
 }
 
 /**
