@@ -15,6 +15,7 @@ import { readFileSync, statSync, statfsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { WINDOW, type MasterStatus } from '../src/master/master.js';
+import { PACE_FACTOR } from '../src/master/pacing.js';
 import type { NodeState, NodeStatus } from '../src/master/node-tracker.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { assertTreesEqual, snapshotTree } from './helpers/tree.js';
@@ -404,6 +405,53 @@ describe('merged batches', { timeout: 300_000 }, () => {
     const runs = rsyncRunsSince(c.agents[2]!.log, agentLog);
     t.diagnostic(`${m2}: ${WINDOW + 1} batches, ${runs} rsync runs`);
     assert.ok(runs <= 3, `${m2} needed ${runs} rsync runs for ${WINDOW + 1} batches`);
+  });
+});
+
+// --- pacing -------------------------------------------------------------------
+
+describe('a node behind a busy origin', { timeout: 300_000 }, () => {
+  let c: Cluster;
+  /** every rsync run of the agent takes at least this long */
+  const RUN_MS = 300;
+
+  before(async () => {
+    c = new Cluster({ agents: 1, agent: () => ({ rsync: { binary: join(c.dir, 'slow-rsync') } }) });
+    await fs.writeFile(join(c.dir, 'slow-rsync'), `#!/bin/sh\nsleep ${RUN_MS / 1000}\nexec rsync "$@"\n`, { mode: 0o755 });
+    await c.setup();
+    await c.start();
+  });
+
+  after(async () => {
+    await c?.cleanup();
+  });
+
+  test('is paced: while changes keep coming it rests twice each run, then converges', async (t) => {
+    await fs.mkdir(join(c.origin(), 'busy'));
+    await c.waitConverged();
+    await c.waitIdle(30_000);
+    const log = mark(c.agents[0]!.log);
+    const t0 = performance.now();
+    // A steady writer: a new file every 20 ms for 6 s.
+    let n = 0;
+    while (performance.now() - t0 < 6_000) {
+      await fs.writeFile(join(c.origin(), 'busy', `f${n++}`), `change ${n}\n`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await c.waitConverged(undefined, 60_000);
+    const took = performance.now() - t0;
+    await c.waitIdle(30_000);
+    const runs = rsyncRunsSince(c.agents[0]!.log, log);
+    // Each run lasts at least RUN_MS and, while the writer writes, is followed
+    // by a rest of PACE_FACTOR runs: a cycle of at least 3 * RUN_MS. Unpaced,
+    // runs follow each other (about took / RUN_MS of them). The slack covers
+    // the first run (sent at once) and the last (the writer stopped), and a
+    // writer or master that stalls past QUIET_MS on a busy machine, which
+    // ends a rest early.
+    const bound = Math.ceil(took / ((1 + PACE_FACTOR) * RUN_MS)) + 4;
+    t.diagnostic(`${n} files in ${Math.round(took)} ms until converged; ${runs} rsync runs (bound ${bound}, unpaced about ${Math.round(took / RUN_MS)})`);
+    assert.ok(runs >= 2, `${runs} rsync runs`);
+    assert.ok(runs <= bound, `${runs} rsync runs for ${Math.round(took)} ms of changes; paced, at most ${bound}`);
   });
 });
 

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LAGGING_AFTER_S, NodeTracker } from '../src/master/node-tracker.js';
+import { PACE_FACTOR, PACE_MAX_MS, QUIET_MS, restAfter, sendableAt } from '../src/master/pacing.js';
 import type { PathChanges } from '../src/protocol/changes.js';
 import type { RunReport } from '../src/protocol/messages.js';
 
@@ -300,4 +301,45 @@ test('progress is forgotten once a result or a disconnect arrives', () => {
   n.progress = { path: 'www', percent: 40 };
   n.onDisconnect(T0 + 2);
   assert.equal(n.status(T0 + 2, false).progress, null);
+});
+
+test('a run that ends with more owed paces the node; one that leaves nothing owed ends it', () => {
+  const n = synced();
+  assert.equal(n.paced, false, 'a node that keeps up is not paced');
+  n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
+  n.absorb([changes('www', ['b'])], T0 + 20); // arrived while 2 ran
+  n.onResult(2, true, [run('ok', { durationMs: 300 })], T0 + 400);
+  assert.equal(n.paced, true);
+  assert.equal(n.restUntil, T0 + 400 + restAfter(300));
+  // Batches still in flight count as owed too.
+  n.recordSent(3, n.takePending().changes, T0 + 20, T0 + 1_000);
+  n.recordSent(4, [changes('www', ['c'])], T0 + 1_100, T0 + 1_100);
+  n.onResult(3, true, [run('ok', { durationMs: 50 })], T0 + 1_200);
+  assert.equal(n.paced, true);
+  assert.equal(n.restUntil, T0 + 1_200 + restAfter(50));
+  n.onResult(4, true, [run('ok', { durationMs: 50 })], T0 + 1_300);
+  assert.equal(n.paced, false, 'caught up');
+  assert.equal(n.restUntil, 0);
+});
+
+test('a disconnect ends pacing: the reconnect starts afresh', () => {
+  const n = synced();
+  n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
+  n.absorb([changes('www', ['b'])], T0 + 20);
+  n.onResult(2, true, [run('ok', { durationMs: 300 })], T0 + 400);
+  assert.equal(n.paced, true);
+  n.onDisconnect(T0 + 500);
+  assert.equal(n.paced, false);
+  assert.equal(n.restUntil, 0);
+});
+
+test('pacing: rests twice the run, at most PACE_MAX_MS, and ends when the origin goes quiet', () => {
+  assert.equal(restAfter(0), 0);
+  assert.equal(restAfter(-5), 0);
+  assert.equal(restAfter(Number.NaN), 0);
+  assert.equal(restAfter(400), 400 * PACE_FACTOR);
+  assert.equal(restAfter(10 * PACE_MAX_MS), PACE_MAX_MS);
+  assert.equal(sendableAt(T0 + 1_000, null), 0, 'an origin that never changed is quiet');
+  assert.equal(sendableAt(T0 + 1_000, T0), T0 + QUIET_MS, 'quiet before the rest ends');
+  assert.equal(sendableAt(T0 + 1_000, T0 + 990), T0 + 1_000, 'busy until the rest ends');
 });

@@ -25,6 +25,7 @@ import { checkRoot, type RootIdentity } from './root-guard.js';
 import { makeCredentials } from './credentials.js';
 import { RsyncDaemon } from './rsyncd.js';
 import { startWatcher } from './watcher/index.js';
+import { sendableAt } from './pacing.js';
 import { startStatusServer } from './status-server.js';
 import type { Watcher, WatchEvent, WatchProblem } from './watcher/types.js';
 
@@ -101,6 +102,10 @@ export class Master implements SessionHost {
   private flushImmediate: NodeJS.Immediate | null = null;
   private lastFlush = 0;
   private freshOldest: number | null = null;
+  /** ms epoch of the last change admitted from any path: whether the origin is busy (pacing.ts) */
+  private lastEventAt: number | null = null;
+  private paceTimer: NodeJS.Timeout | null = null;
+  private paceAt = Infinity;
   private reconcileTimer: NodeJS.Timeout | null = null;
   private guardTimer: NodeJS.Timeout | null = null;
   private readonly refusals: MasterStatus['refusals'] = [];
@@ -367,6 +372,7 @@ export class Master implements SessionHost {
     if (added === 0) return;
     const now = Date.now();
     wp.lastEvent = now;
+    this.lastEventAt = now;
     this.freshOldest ??= now;
     this.scheduleFlush(now);
   }
@@ -472,7 +478,7 @@ export class Master implements SessionHost {
       const recipients: AgentSession[] = [];
       for (const node of this.nodes.values()) {
         const s = this.sessions.get(node.name);
-        if (s && s.ready && !node.hasPending && node.inflight.length < WINDOW && s.bufferedAmount < MAX_BUFFERED) {
+        if (s && s.ready && !node.paced && !node.hasPending && node.inflight.length < WINDOW && s.bufferedAmount < MAX_BUFFERED) {
           recipients.push(s);
         } else {
           node.absorb(fresh, oldest);
@@ -493,17 +499,39 @@ export class Master implements SessionHost {
     return true;
   }
 
-  /** Sends each node that has room whatever it is owed, as one batch per node. */
+  /**
+   * Sends each node that has room whatever it is owed, as one batch per node.
+   * A paced node (pacing.ts) has room once its batch is applied and its rest
+   * is over or the origin has gone quiet; a timer looks again then.
+   */
   private pump(): void {
     if (this.stopped) return;
     const now = Date.now();
+    let nextLook = Infinity;
     for (const node of this.nodes.values()) {
       const s = this.sessions.get(node.name);
       if (!s || !s.ready || !node.hasPending || node.inflight.length >= WINDOW || s.bufferedAmount >= MAX_BUFFERED) continue;
+      if (node.paced) {
+        if (node.inflight.length > 0) continue; // its result pumps again
+        const at = sendableAt(node.restUntil, this.lastEventAt);
+        if (at > now) {
+          nextLook = Math.min(nextLook, at);
+          continue;
+        }
+      }
       const paused = new Set([...this.paths.values()].filter((wp) => wp.paused !== null).map((wp) => wp.config.name));
       const { changes, oldest } = node.takePending(paused);
       if (changes.length === 0) continue;
       this.send([s], changes, oldest, now);
+    }
+    if (nextLook < this.paceAt) {
+      if (this.paceTimer) clearTimeout(this.paceTimer);
+      this.paceAt = nextLook;
+      this.paceTimer = setTimeout(() => {
+        this.paceTimer = null;
+        this.paceAt = Infinity;
+        this.pump();
+      }, nextLook - now);
     }
   }
 
@@ -560,6 +588,7 @@ export class Master implements SessionHost {
     this.stopped = true;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    if (this.paceTimer) clearTimeout(this.paceTimer);
     if (this.reconcileTimer) clearInterval(this.reconcileTimer);
     if (this.guardTimer) clearInterval(this.guardTimer);
     for (const s of [...this.sessions.values(), ...this.handshaking]) s.close(CLOSE.shutdown, 'master shutting down');

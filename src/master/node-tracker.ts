@@ -4,6 +4,7 @@
 import { ChangeSet } from '../protocol/changeset.js';
 import type { PathChanges } from '../protocol/changes.js';
 import type { RunReport } from '../protocol/messages.js';
+import { restAfter } from './pacing.js';
 
 export type NodeState =
   | 'never-connected'
@@ -83,6 +84,14 @@ export class NodeTracker {
   lastRefusal: NodeStatus['lastRefusal'] = null;
   /** seq of the full sync sent when the node connected, until it is applied */
   initialSeq: number | null = null;
+  /**
+   * The node's last run ended with more owed: it runs behind a busy origin
+   * and gets one batch at a time, each after a rest (pacing.ts). Cleared by a
+   * run that leaves nothing owed.
+   */
+  paced = false;
+  /** ms epoch until which a paced node rests, unless the origin goes quiet first */
+  restUntil = 0;
   syncsOk = 0;
   syncsFailed = 0;
   bytesTotal = 0;
@@ -203,6 +212,8 @@ export class NodeTracker {
       while (this.inflight.length > 0 && this.inflight[0]!.seq <= seq) this.inflight.shift();
       this.lastApplied = Math.max(this.lastApplied ?? 0, seq);
       if (this.initialSeq !== null && seq >= this.initialSeq) this.initialSeq = null;
+      this.paced = this.inflight.length > 0 || this.hasPending;
+      this.restUntil = this.paced ? now + restAfter(durationMs) : 0;
     }
   }
 
@@ -234,6 +245,8 @@ export class NodeTracker {
     this.lastSeen = now;
     for (const f of this.inflight) this.absorb(f.changes, f.oldest);
     this.inflight.length = 0;
+    this.paced = false;
+    this.restUntil = 0;
   }
 
   lagSeconds(now: number): number {
