@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { MasterConfig, MasterPath } from '../config/types.js';
 import { loadSecretKey } from '../common/keyfile.js';
-import { makeLogger, type Logger } from '../common/log.js';
+import { logs, makeLogger, type Logger } from '../common/log.js';
 import { ChangeSet } from '../protocol/changeset.js';
 import type { PathChanges, ChangeKind } from '../protocol/changes.js';
 import { encode } from '../protocol/codec.js';
@@ -318,17 +318,20 @@ export class Master implements SessionHost {
       case 'ack':
         node.onAck(m.seq, now);
         break;
-      case 'result':
+      case 'result': {
         node.onResult(m.seq, m.ok, m.runs, now);
+        const debugging = logs('debug');
         for (const r of m.runs) {
           if (r.kind === 'retry' || r.kind === 'fatal' || r.kind === 'refused') {
             this.log.warn('node sync failed', { node: node.name, path: r.path, kind: r.kind, exit: r.exit, message: r.message });
-          } else {
+          } else if (debugging) {
             this.log.debug('node synced', { node: node.name, path: r.path, files: r.files, bytes: r.bytes, ms: r.durationMs });
           }
         }
-        this.pump();
+        // Only this node's room changed.
+        this.pump([node]);
         break;
+      }
       case 'progress':
         node.progress = { path: m.path, percent: m.percent };
         node.lastSeen = now;
@@ -504,11 +507,12 @@ export class Master implements SessionHost {
    * A paced node (pacing.ts) has room once its batch is applied and its rest
    * is over or the origin has gone quiet; a timer looks again then.
    */
-  private pump(): void {
+  private pump(nodes: Iterable<NodeTracker> = this.nodes.values()): void {
     if (this.stopped) return;
     const now = Date.now();
     let nextLook = Infinity;
-    for (const node of this.nodes.values()) {
+    let paused: Set<string> | null = null;
+    for (const node of nodes) {
       const s = this.sessions.get(node.name);
       if (!s || !s.ready || !node.hasPending || node.inflight.length >= WINDOW || s.bufferedAmount >= MAX_BUFFERED) continue;
       if (node.paced) {
@@ -519,7 +523,7 @@ export class Master implements SessionHost {
           continue;
         }
       }
-      const paused = new Set([...this.paths.values()].filter((wp) => wp.paused !== null).map((wp) => wp.config.name));
+      paused ??= new Set([...this.paths.values()].filter((wp) => wp.paused !== null).map((wp) => wp.config.name));
       const { changes, oldest } = node.takePending(paused);
       if (changes.length === 0) continue;
       this.send([s], changes, oldest, now);
@@ -544,7 +548,7 @@ export class Master implements SessionHost {
       const frame = seal(this.signer, 'master->agent', body);
       this.batches++;
       if (this.dryRun) this.log.info('dry run: batch', { seq, to: to.map((s) => s.node), changes: part });
-      else this.log.debug('batch', { seq, to: to.map((s) => s.node), entries: summarize(part) });
+      else if (logs('debug')) this.log.debug('batch', { seq, to: to.map((s) => s.node), entries: summarize(part) });
       for (const s of to) {
         this.nodes.get(s.node!)!.recordSent(seq, part, oldest, now);
         s.sendFrame(frame);
