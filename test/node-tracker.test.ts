@@ -303,33 +303,39 @@ test('progress is forgotten once a result or a disconnect arrives', () => {
   assert.equal(n.status(T0 + 2, false).progress, null);
 });
 
-test('a run that ends with more owed paces the node; one that leaves nothing owed ends it', () => {
+test('two runs in a row that end with more owed pace the node; one that leaves nothing owed ends it', () => {
   const n = synced();
   assert.equal(n.paced, false, 'a node that keeps up is not paced');
   n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
-  n.absorb([changes('www', ['b'])], T0 + 20); // arrived while 2 ran
+  n.recordSent(3, [changes('www', ['a'])], T0 + 20, T0 + 20); // the same write's modify
   n.onResult(2, true, [run('ok', { durationMs: 300 })], T0 + 400);
+  assert.equal(n.paced, false, 'one batch in flight behind a run is a straggler, not a busy origin');
+  n.absorb([changes('www', ['b'])], T0 + 450); // arrived while 3 ran
+  n.onResult(3, true, [run('ok', { durationMs: 300 })], T0 + 700);
   assert.equal(n.paced, true);
-  assert.equal(n.restUntil, T0 + 400 + restAfter(300));
-  // Batches still in flight count as owed too.
-  n.recordSent(3, n.takePending().changes, T0 + 20, T0 + 1_000);
-  n.recordSent(4, [changes('www', ['c'])], T0 + 1_100, T0 + 1_100);
-  n.onResult(3, true, [run('ok', { durationMs: 50 })], T0 + 1_200);
-  assert.equal(n.paced, true);
+  assert.equal(n.restUntil, T0 + 700 + restAfter(300));
+  n.recordSent(4, n.takePending().changes, T0 + 450, T0 + 1_000);
+  n.recordSent(5, [changes('www', ['c'])], T0 + 1_100, T0 + 1_100);
+  n.onResult(4, true, [run('ok', { durationMs: 50 })], T0 + 1_200);
+  assert.equal(n.paced, true, 'batches in flight count as owed too');
   assert.equal(n.restUntil, T0 + 1_200 + restAfter(50));
-  n.onResult(4, true, [run('ok', { durationMs: 50 })], T0 + 1_300);
+  n.onResult(5, true, [run('ok', { durationMs: 50 })], T0 + 1_300);
   assert.equal(n.paced, false, 'caught up');
   assert.equal(n.restUntil, 0);
 });
 
 test('a disconnect ends pacing: the reconnect starts afresh', () => {
   const n = synced();
-  n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
-  n.absorb([changes('www', ['b'])], T0 + 20);
-  n.onResult(2, true, [run('ok', { durationMs: 300 })], T0 + 400);
+  for (let seq = 2; seq <= 3; seq++) {
+    n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
+    n.absorb([changes('www', ['more'])], T0 + seq);
+    n.onResult(seq, true, [run('ok', { durationMs: 300 })], T0 + 100 * seq);
+    n.takePending();
+  }
   assert.equal(n.paced, true);
   n.onDisconnect(T0 + 500);
   assert.equal(n.paced, false);
+  assert.equal(n.owedStreak, 0);
   assert.equal(n.restUntil, 0);
 });
 

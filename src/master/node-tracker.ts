@@ -84,10 +84,15 @@ export class NodeTracker {
   lastRefusal: NodeStatus['lastRefusal'] = null;
   /** seq of the full sync sent when the node connected, until it is applied */
   initialSeq: number | null = null;
+  /** runs in a row that ended with more owed */
+  owedStreak = 0;
   /**
-   * The node's last run ended with more owed: it runs behind a busy origin
-   * and gets one batch at a time, each after a rest (pacing.ts). Cleared by a
-   * run that leaves nothing owed.
+   * The node's last two runs ended with more owed: it runs behind a busy
+   * origin and gets one batch at a time, each after a rest (pacing.ts). One
+   * such run is not enough: a write often reaches the node as a create and
+   * then a modify, in two batches, and a node paced for that would leave the
+   * batches shared by the caught-up nodes. Cleared by a run that leaves
+   * nothing owed.
    */
   paced = false;
   /** ms epoch until which a paced node rests, unless the origin goes quiet first */
@@ -212,7 +217,8 @@ export class NodeTracker {
       while (this.inflight.length > 0 && this.inflight[0]!.seq <= seq) this.inflight.shift();
       this.lastApplied = Math.max(this.lastApplied ?? 0, seq);
       if (this.initialSeq !== null && seq >= this.initialSeq) this.initialSeq = null;
-      this.paced = this.inflight.length > 0 || this.hasPending;
+      this.owedStreak = this.inflight.length > 0 || this.hasPending ? this.owedStreak + 1 : 0;
+      this.paced = this.owedStreak >= 2;
       this.restUntil = this.paced ? now + restAfter(durationMs) : 0;
     }
   }
@@ -245,6 +251,7 @@ export class NodeTracker {
     this.lastSeen = now;
     for (const f of this.inflight) this.absorb(f.changes, f.oldest);
     this.inflight.length = 0;
+    this.owedStreak = 0;
     this.paced = false;
     this.restUntil = 0;
   }

@@ -1,6 +1,7 @@
 // Pacing: when a node that runs behind a busy origin gets its next batch.
 //
-// While changes keep coming, a node whose run ended with more owed rests for
+// While changes keep coming, a node whose last two runs ended with more owed
+// (node-tracker.ts: one is often just a write's second batch) rests for
 // PACE_FACTOR times that run's duration (at most PACE_MAX_MS) before the
 // master sends it the rest as one batch. Its rsync then runs at most a third
 // of the time and every run carries more: a flood becomes a handful of runs
