@@ -324,6 +324,23 @@ test('two runs in a row that end with more owed pace the node; one that leaves n
   assert.equal(n.restUntil, 0);
 });
 
+test('a retryable failure ends pacing: new changes may be what the retry needs', () => {
+  const n = synced();
+  for (let seq = 2; seq <= 3; seq++) {
+    n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
+    n.absorb([changes('www', ['more'])], T0 + seq);
+    n.onResult(seq, true, [run('ok', { durationMs: 300 })], T0 + 100 * seq);
+    n.takePending();
+  }
+  assert.equal(n.paced, true);
+  n.recordSent(4, [changes('www', ['big'])], T0 + 400, T0 + 400);
+  n.onResult(4, false, [run('retry', { exit: 11, message: 'No space left on device' })], T0 + 500);
+  assert.deepEqual(n.inflight.map((f) => f.seq), [4], 'still owed');
+  assert.equal(n.paced, false);
+  assert.equal(n.owedStreak, 0);
+  assert.equal(n.restUntil, 0);
+});
+
 test('a disconnect ends pacing: the reconnect starts afresh', () => {
   const n = synced();
   for (let seq = 2; seq <= 3; seq++) {

@@ -213,7 +213,14 @@ export class NodeTracker {
     }
     // A retryable failure stays in flight: the agent keeps it and tries again.
     const stillOwed = !ok && failed.some((r) => r.kind === 'retry');
-    if (!stillOwed) {
+    if (stillOwed) {
+      // A node retrying a failed run is not behind a busy origin, and what
+      // happens next may be its cure (a disk filled by files the origin then
+      // deletes): it gets new changes at once again, to merge into its retry.
+      this.owedStreak = 0;
+      this.paced = false;
+      this.restUntil = 0;
+    } else {
       while (this.inflight.length > 0 && this.inflight[0]!.seq <= seq) this.inflight.shift();
       this.lastApplied = Math.max(this.lastApplied ?? 0, seq);
       if (this.initialSeq !== null && seq >= this.initialSeq) this.initialSeq = null;
