@@ -302,7 +302,13 @@ export async function barePulls(url: string, dests: string[]): Promise<{ ms: num
  * Directory sizes are left out (they depend on the filesystem's history).
  */
 export async function metaListing(dir: string): Promise<Map<string, string>> {
-  const out = await run('find', [dir, '-printf', '%P\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0']);
+  let out = await run('find', [dir, '-printf', '%P\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0']);
+  // A directory that an rsync run renames or deletes while find reads it
+  // ("No such file or directory") is a mirror still changing: look again.
+  for (let tries = 0; out.code !== 0 && tries < 20 && vanished(out.stderr); tries++) {
+    await sleep(20);
+    out = await run('find', [dir, '-printf', '%P\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0']);
+  }
   if (out.code !== 0) throw new Error(`find ${dir}: ${out.stderr.trim()}`);
   const f = out.stdout.split('\0');
   const m = new Map<string, string>();
@@ -311,6 +317,11 @@ export async function metaListing(dir: string): Promise<Map<string, string>> {
     m.set(f[i]!, `${type} ${f[i + 2]} ${f[i + 3]} ${f[i + 4]} ${type === 'd' ? '-' : f[i + 5]} ${f[i + 6]}`);
   }
   return m;
+}
+
+function vanished(stderr: string): boolean {
+  const lines = stderr.trim().split('\n').filter(Boolean);
+  return lines.length > 0 && lines.every((l) => /No such file or directory/.test(l));
 }
 
 export function metaDiff(a: Map<string, string>, b: Map<string, string>): number {
