@@ -302,12 +302,13 @@ export async function barePulls(url: string, dests: string[]): Promise<{ ms: num
  * Directory sizes are left out (they depend on the filesystem's history).
  */
 export async function metaListing(dir: string): Promise<Map<string, string>> {
-  let out = await run('find', [dir, '-printf', '%P\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0']);
+  const list = () => run('find', [dir, '-printf', '%P\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0']);
+  let out = await list();
   // A directory that an rsync run renames or deletes while find reads it
   // ("No such file or directory") is a mirror still changing: look again.
   for (let tries = 0; out.code !== 0 && tries < 20 && vanished(out.stderr); tries++) {
     await sleep(20);
-    out = await run('find', [dir, '-printf', '%P\\0%y\\0%m\\0%U\\0%G\\0%s\\0%T@\\0']);
+    out = await list();
   }
   if (out.code !== 0) throw new Error(`find ${dir}: ${out.stderr.trim()}`);
   const f = out.stdout.split('\0');
