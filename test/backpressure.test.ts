@@ -15,7 +15,7 @@ import { readFileSync, statSync, statfsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
 import { WINDOW, type MasterStatus } from '../src/master/master.js';
-import { PACE_FACTOR } from '../src/master/pacing.js';
+import { PACE_FACTOR, PACE_MIN_RUN_MS } from '../src/master/pacing.js';
 import type { NodeState, NodeStatus } from '../src/master/node-tracker.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { assertTreesEqual, snapshotTree } from './helpers/tree.js';
@@ -412,8 +412,8 @@ describe('merged batches', { timeout: 300_000 }, () => {
 
 describe('a node behind a busy origin', { timeout: 300_000 }, () => {
   let c: Cluster;
-  /** every rsync run of the agent takes at least this long */
-  const RUN_MS = 300;
+  /** every rsync run of the agent takes at least this long: long enough to be paced */
+  const RUN_MS = PACE_MIN_RUN_MS + 100;
 
   before(async () => {
     c = new Cluster({ agents: 1, agent: () => ({ rsync: { binary: join(c.dir, 'slow-rsync') } }) });
@@ -432,9 +432,9 @@ describe('a node behind a busy origin', { timeout: 300_000 }, () => {
     await c.waitIdle(30_000);
     const log = mark(c.agents[0]!.log);
     const t0 = performance.now();
-    // A steady writer: a new file every 20 ms for 6 s.
+    // A steady writer: a new file every 20 ms for 10 s.
     let n = 0;
-    while (performance.now() - t0 < 6_000) {
+    while (performance.now() - t0 < 10_000) {
       await fs.writeFile(join(c.origin(), 'busy', `f${n++}`), `change ${n}\n`);
       await new Promise((r) => setTimeout(r, 20));
     }

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LAGGING_AFTER_S, NodeTracker } from '../src/master/node-tracker.js';
-import { PACE_FACTOR, PACE_MAX_MS, QUIET_MS, restAfter, sendableAt } from '../src/master/pacing.js';
+import { PACE_FACTOR, PACE_MAX_MS, PACE_MIN_RUN_MS, QUIET_MS, restAfter, sendableAt } from '../src/master/pacing.js';
 import type { PathChanges } from '../src/protocol/changes.js';
 import type { RunReport } from '../src/protocol/messages.js';
 
@@ -303,25 +303,38 @@ test('progress is forgotten once a result or a disconnect arrives', () => {
   assert.equal(n.status(T0 + 2, false).progress, null);
 });
 
-test('two runs in a row that end with more owed pace the node; one that leaves nothing owed ends it', () => {
+test('two long runs in a row that end with more owed pace the node; one that leaves nothing owed ends it', () => {
   const n = synced();
+  const long = PACE_MIN_RUN_MS + 100;
   assert.equal(n.paced, false, 'a node that keeps up is not paced');
   n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
   n.recordSent(3, [changes('www', ['a'])], T0 + 20, T0 + 20); // the same write's modify
-  n.onResult(2, true, [run('ok', { durationMs: 300 })], T0 + 400);
+  n.onResult(2, true, [run('ok', { durationMs: long })], T0 + 1_000);
   assert.equal(n.paced, false, 'one batch in flight behind a run is a straggler, not a busy origin');
-  n.absorb([changes('www', ['b'])], T0 + 450); // arrived while 3 ran
-  n.onResult(3, true, [run('ok', { durationMs: 300 })], T0 + 700);
+  n.absorb([changes('www', ['b'])], T0 + 1_100); // arrived while 3 ran
+  n.onResult(3, true, [run('ok', { durationMs: long })], T0 + 2_000);
   assert.equal(n.paced, true);
-  assert.equal(n.restUntil, T0 + 700 + restAfter(300));
-  n.recordSent(4, n.takePending().changes, T0 + 450, T0 + 1_000);
-  n.recordSent(5, [changes('www', ['c'])], T0 + 1_100, T0 + 1_100);
-  n.onResult(4, true, [run('ok', { durationMs: 50 })], T0 + 1_200);
+  assert.equal(n.restUntil, T0 + 2_000 + restAfter(long));
+  n.recordSent(4, n.takePending().changes, T0 + 1_100, T0 + 3_000);
+  n.recordSent(5, [changes('www', ['c'])], T0 + 3_100, T0 + 3_100);
+  n.onResult(4, true, [run('ok', { durationMs: long })], T0 + 4_000);
   assert.equal(n.paced, true, 'batches in flight count as owed too');
-  assert.equal(n.restUntil, T0 + 1_200 + restAfter(50));
-  n.onResult(5, true, [run('ok', { durationMs: 50 })], T0 + 1_300);
+  assert.equal(n.restUntil, T0 + 4_000 + restAfter(long));
+  n.onResult(5, true, [run('ok', { durationMs: long })], T0 + 5_000);
   assert.equal(n.paced, false, 'caught up');
   assert.equal(n.restUntil, 0);
+});
+
+test('quick runs are not paced, however many end with more owed', () => {
+  const n = synced();
+  for (let seq = 2; seq <= 6; seq++) {
+    n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
+    n.absorb([changes('www', ['more'])], T0 + seq);
+    n.onResult(seq, true, [run('ok', { durationMs: PACE_MIN_RUN_MS - 1 })], T0 + 100 * seq);
+    n.takePending();
+    assert.equal(n.paced, false, `run ${seq}`);
+  }
+  assert.equal(n.owedStreak, 5);
 });
 
 test('a retryable failure ends pacing: new changes may be what the retry needs', () => {
@@ -329,7 +342,7 @@ test('a retryable failure ends pacing: new changes may be what the retry needs',
   for (let seq = 2; seq <= 3; seq++) {
     n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
     n.absorb([changes('www', ['more'])], T0 + seq);
-    n.onResult(seq, true, [run('ok', { durationMs: 300 })], T0 + 100 * seq);
+    n.onResult(seq, true, [run('ok', { durationMs: PACE_MIN_RUN_MS })], T0 + 1_000 * seq);
     n.takePending();
   }
   assert.equal(n.paced, true);
@@ -346,7 +359,7 @@ test('a disconnect ends pacing: the reconnect starts afresh', () => {
   for (let seq = 2; seq <= 3; seq++) {
     n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
     n.absorb([changes('www', ['more'])], T0 + seq);
-    n.onResult(seq, true, [run('ok', { durationMs: 300 })], T0 + 100 * seq);
+    n.onResult(seq, true, [run('ok', { durationMs: PACE_MIN_RUN_MS })], T0 + 1_000 * seq);
     n.takePending();
   }
   assert.equal(n.paced, true);

@@ -4,7 +4,7 @@
 import { ChangeSet } from '../protocol/changeset.js';
 import type { PathChanges } from '../protocol/changes.js';
 import type { RunReport } from '../protocol/messages.js';
-import { restAfter } from './pacing.js';
+import { PACE_MIN_RUN_MS, restAfter } from './pacing.js';
 
 export type NodeState =
   | 'never-connected'
@@ -87,8 +87,9 @@ export class NodeTracker {
   /** runs in a row that ended with more owed */
   owedStreak = 0;
   /**
-   * The node's last two runs ended with more owed: it runs behind a busy
-   * origin and gets one batch at a time, each after a rest (pacing.ts). One
+   * The node's last two runs ended with more owed, the last one long enough
+   * to matter: it runs behind a busy origin and gets one batch at a time,
+   * each after a rest (pacing.ts). One
    * such run is not enough: a write often reaches the node as a create and
    * then a modify, in two batches, and a node paced for that would leave the
    * batches shared by the caught-up nodes. Cleared by a run that leaves
@@ -225,7 +226,7 @@ export class NodeTracker {
       this.lastApplied = Math.max(this.lastApplied ?? 0, seq);
       if (this.initialSeq !== null && seq >= this.initialSeq) this.initialSeq = null;
       this.owedStreak = this.inflight.length > 0 || this.hasPending ? this.owedStreak + 1 : 0;
-      this.paced = this.owedStreak >= 2;
+      this.paced = this.owedStreak >= 2 && durationMs >= PACE_MIN_RUN_MS;
       this.restUntil = this.paced ? now + restAfter(durationMs) : 0;
     }
   }

@@ -1,7 +1,8 @@
 // Pacing: when a node that runs behind a busy origin gets its next batch.
 //
 // While changes keep coming, a node whose last two runs ended with more owed
-// (node-tracker.ts: one is often just a write's second batch) rests for
+// (node-tracker.ts: one is often just a write's second batch), the last one
+// taking at least PACE_MIN_RUN_MS, rests for
 // PACE_FACTOR times that run's duration (at most PACE_MAX_MS) before the
 // master sends it the rest as one batch. Its rsync then runs at most a third
 // of the time and every run carries more: a flood becomes a handful of runs
@@ -16,6 +17,13 @@
 // ends and start again at once.
 
 export const PACE_FACTOR = 2;
+/**
+ * Runs shorter than this are not paced: back to back they cost little, and a
+ * few quick edits in a row (a write's create and modify, then the next file)
+ * must keep sharing the batches of the caught-up nodes. A flood's runs take
+ * a second and more.
+ */
+export const PACE_MIN_RUN_MS = 500;
 export const PACE_MAX_MS = 5_000;
 export const QUIET_MS = 150;
 
