@@ -89,11 +89,10 @@ export class NodeTracker {
   /**
    * The node's last two runs ended with more owed, the last one long enough
    * to matter: it runs behind a busy origin and gets one batch at a time,
-   * each after a rest (pacing.ts). One
-   * such run is not enough: a write often reaches the node as a create and
-   * then a modify, in two batches, and a node paced for that would leave the
-   * batches shared by the caught-up nodes. Cleared by a run that leaves
-   * nothing owed.
+   * each after a rest (pacing.ts). One such run is not enough: a write often
+   * reaches the node as a create and then a modify, in two batches, and a
+   * node paced for that would leave the batches shared by the caught-up
+   * nodes. Cleared by a run that leaves nothing owed.
    */
   paced = false;
   /** ms epoch until which a paced node rests, unless the origin goes quiet first */

@@ -2,9 +2,9 @@
 //
 // While changes keep coming, a node whose last two runs ended with more owed
 // (node-tracker.ts: one is often just a write's second batch), the last one
-// taking at least PACE_MIN_RUN_MS, rests for
-// PACE_FACTOR times that run's duration (at most PACE_MAX_MS) before the
-// master sends it the rest as one batch. Its rsync then runs at most a third
+// taking at least PACE_MIN_RUN_MS, rests for PACE_FACTOR times that run's
+// duration (at most PACE_MAX_MS) before the master sends it the rest as one
+// batch. Its rsync then runs at most a third
 // of the time and every run carries more: a flood becomes a handful of runs
 // instead of one per second for as long as it lasts. The rest ends as soon as
 // the origin has been quiet for QUIET_MS, so the last changes of a burst leave
