@@ -325,13 +325,18 @@ test('two long runs in a row that end with more owed pace the node; one that lea
   assert.equal(n.restUntil, 0);
 });
 
+/** Batch `seq` is sent, more changes arrive while it runs, its run of `ms` ends, and what is owed goes out. */
+function owedRun(n: NodeTracker, seq: number, ms: number): void {
+  n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
+  n.absorb([changes('www', ['more'])], T0 + seq);
+  n.onResult(seq, true, [run('ok', { durationMs: ms })], T0 + 1_000 * seq);
+  n.takePending();
+}
+
 test('quick runs are not paced, however many end with more owed', () => {
   const n = synced();
   for (let seq = 2; seq <= 6; seq++) {
-    n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
-    n.absorb([changes('www', ['more'])], T0 + seq);
-    n.onResult(seq, true, [run('ok', { durationMs: PACE_MIN_RUN_MS - 1 })], T0 + 100 * seq);
-    n.takePending();
+    owedRun(n, seq, PACE_MIN_RUN_MS - 1);
     assert.equal(n.paced, false, `run ${seq}`);
   }
   assert.equal(n.owedStreak, 5);
@@ -339,12 +344,7 @@ test('quick runs are not paced, however many end with more owed', () => {
 
 test('a retryable failure ends pacing: new changes may be what the retry needs', () => {
   const n = synced();
-  for (let seq = 2; seq <= 3; seq++) {
-    n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
-    n.absorb([changes('www', ['more'])], T0 + seq);
-    n.onResult(seq, true, [run('ok', { durationMs: PACE_MIN_RUN_MS })], T0 + 1_000 * seq);
-    n.takePending();
-  }
+  for (let seq = 2; seq <= 3; seq++) owedRun(n, seq, PACE_MIN_RUN_MS);
   assert.equal(n.paced, true);
   n.recordSent(4, [changes('www', ['big'])], T0 + 400, T0 + 400);
   n.onResult(4, false, [run('retry', { exit: 11, message: 'No space left on device' })], T0 + 500);
@@ -356,12 +356,7 @@ test('a retryable failure ends pacing: new changes may be what the retry needs',
 
 test('a disconnect ends pacing: the reconnect starts afresh', () => {
   const n = synced();
-  for (let seq = 2; seq <= 3; seq++) {
-    n.recordSent(seq, [changes('www', [`f${seq}`])], T0 + seq, T0 + seq);
-    n.absorb([changes('www', ['more'])], T0 + seq);
-    n.onResult(seq, true, [run('ok', { durationMs: PACE_MIN_RUN_MS })], T0 + 1_000 * seq);
-    n.takePending();
-  }
+  for (let seq = 2; seq <= 3; seq++) owedRun(n, seq, PACE_MIN_RUN_MS);
   assert.equal(n.paced, true);
   n.onDisconnect(T0 + 500);
   assert.equal(n.paced, false);

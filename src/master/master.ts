@@ -102,8 +102,6 @@ export class Master implements SessionHost {
   private flushImmediate: NodeJS.Immediate | null = null;
   private lastFlush = 0;
   private freshOldest: number | null = null;
-  /** ms epoch of the last change admitted from any path: whether the origin is busy (pacing.ts) */
-  private lastEventAt: number | null = null;
   private paceTimer: NodeJS.Timeout | null = null;
   private paceAt = Infinity;
   private reconcileTimer: NodeJS.Timeout | null = null;
@@ -375,7 +373,6 @@ export class Master implements SessionHost {
     if (added === 0) return;
     const now = Date.now();
     wp.lastEvent = now;
-    this.lastEventAt = now;
     this.freshOldest ??= now;
     this.scheduleFlush(now);
   }
@@ -512,12 +509,13 @@ export class Master implements SessionHost {
     const now = Date.now();
     let nextLook = Infinity;
     let paused: Set<string> | null = null;
+    const lastEvent = this.lastOriginEvent();
     for (const node of nodes) {
       const s = this.sessions.get(node.name);
       if (!s || !s.ready || !node.hasPending || node.inflight.length >= WINDOW || s.bufferedAmount >= MAX_BUFFERED) continue;
       if (node.paced) {
         if (node.inflight.length > 0) continue; // its result pumps again
-        const at = sendableAt(node.restUntil, this.lastEventAt);
+        const at = sendableAt(node.restUntil, lastEvent);
         if (at > now) {
           nextLook = Math.min(nextLook, at);
           continue;
@@ -537,6 +535,13 @@ export class Master implements SessionHost {
         this.pump();
       }, nextLook - now);
     }
+  }
+
+  /** The last change admitted from any path: whether the origin is busy (pacing.ts). */
+  private lastOriginEvent(): number | null {
+    let last: number | null = null;
+    for (const wp of this.paths.values()) if (wp.lastEvent !== null) last = Math.max(last ?? 0, wp.lastEvent);
+    return last;
   }
 
   /** `oldest` null: nothing changed on the origin (a reconciliation); the batch carries its send time. */

@@ -86,16 +86,7 @@ export class NodeTracker {
   initialSeq: number | null = null;
   /** runs in a row that ended with more owed */
   owedStreak = 0;
-  /**
-   * The node's last two runs ended with more owed, the last one long enough
-   * to matter: it runs behind a busy origin and gets one batch at a time,
-   * each after a rest (pacing.ts). One such run is not enough: a write often
-   * reaches the node as a create and then a modify, in two batches, and a
-   * node paced for that would leave the batches shared by the caught-up
-   * nodes. Cleared by a run that leaves nothing owed.
-   */
-  paced = false;
-  /** ms epoch until which a paced node rests, unless the origin goes quiet first */
+  /** ms epoch until which a paced node rests, unless the origin goes quiet first; 0: not paced */
   restUntil = 0;
   syncsOk = 0;
   syncsFailed = 0;
@@ -120,6 +111,23 @@ export class NodeTracker {
       this.pending.set(path, cs);
     }
     return cs;
+  }
+
+  /**
+   * The node's last two runs ended with more owed, the last one long enough
+   * to matter: it runs behind a busy origin and gets one batch at a time,
+   * each after a rest (pacing.ts). One such run is not enough: a write often
+   * reaches the node as a create and then a modify, in two batches, and a
+   * node paced for that would leave the batches shared by the caught-up
+   * nodes. Ended by a run that leaves nothing owed, a retry, or a disconnect.
+   */
+  get paced(): boolean {
+    return this.restUntil !== 0;
+  }
+
+  private unpace(): void {
+    this.owedStreak = 0;
+    this.restUntil = 0;
   }
 
   get hasPending(): boolean {
@@ -217,16 +225,13 @@ export class NodeTracker {
       // A node retrying a failed run is not behind a busy origin, and what
       // happens next may be its cure (a disk filled by files the origin then
       // deletes): it gets new changes at once again, to merge into its retry.
-      this.owedStreak = 0;
-      this.paced = false;
-      this.restUntil = 0;
+      this.unpace();
     } else {
       while (this.inflight.length > 0 && this.inflight[0]!.seq <= seq) this.inflight.shift();
       this.lastApplied = Math.max(this.lastApplied ?? 0, seq);
       if (this.initialSeq !== null && seq >= this.initialSeq) this.initialSeq = null;
       this.owedStreak = this.inflight.length > 0 || this.hasPending ? this.owedStreak + 1 : 0;
-      this.paced = this.owedStreak >= 2 && durationMs >= PACE_MIN_RUN_MS;
-      this.restUntil = this.paced ? now + restAfter(durationMs) : 0;
+      this.restUntil = this.owedStreak >= 2 && durationMs >= PACE_MIN_RUN_MS ? now + restAfter(durationMs) : 0;
     }
   }
 
@@ -258,9 +263,7 @@ export class NodeTracker {
     this.lastSeen = now;
     for (const f of this.inflight) this.absorb(f.changes, f.oldest);
     this.inflight.length = 0;
-    this.owedStreak = 0;
-    this.paced = false;
-    this.restUntil = 0;
+    this.unpace();
   }
 
   lagSeconds(now: number): number {
