@@ -73,14 +73,17 @@ export function repsOf(ctx: Ctx): number {
   return reps;
 }
 
-/** The repetition with the median ratio (after the last write against the bare pulls), reported whole. */
+/** After the last write, against the bare pulls: the figure the target is about. */
+const ratioOf = (t: SyncTiming): number => t.afterWrites / t.bareMs;
+
+/** The repetition with the median ratio, reported whole. */
 export function medianRep(ts: SyncTiming[]): SyncTiming {
-  const sorted = [...ts].sort((a, b) => a.afterWrites / a.bareMs - b.afterWrites / b.bareMs);
+  const sorted = [...ts].sort((a, b) => ratioOf(a) - ratioOf(b));
   return sorted[(sorted.length - 1) >> 1]!;
 }
 
 function repsNote(ts: SyncTiming[]): string {
-  return `${ts.length} repetitions, the median shown; ratios ${ts.map((t) => round(t.afterWrites / t.bareMs, 2)).join(', ')}; rsync runs per agent ${ts.map((t) => t.runs.join('/')).join(', ')}`;
+  return `${ts.length} repetitions, the median shown; ratios ${ts.map((t) => round(ratioOf(t), 2)).join(', ')}; rsync runs per agent ${ts.map((t) => t.runs.join('/')).join(', ')}`;
 }
 
 export function burstSizes(quick: boolean): { files: number; dirs: number } {
@@ -118,7 +121,7 @@ export async function burst(ctx: Ctx): Promise<WorkloadResult> {
     return withCluster(c, async () => {
       await startInfo(c);
       const ts: SyncTiming[] = [];
-      for (let k = 0; k < repsOf(ctx); k++) {
+      for (let k = 0, reps = repsOf(ctx); k < reps; k++) {
         // Each repetition writes new directories next to the previous ones.
         ts.push(await timeChange(ctx, c, { apply: (o) => writeFiles(o, dirs, files, FILE_SIZE, `b${k}d`) }));
         await c.waitIdle(120_000);
@@ -147,7 +150,7 @@ export async function storm(ctx: Ctx): Promise<WorkloadResult> {
       const perDir = Math.ceil(deletions / (dirs - renames));
       const deleted: string[] = [];
       const ts: SyncTiming[] = [];
-      for (let k = 0; k < repsOf(ctx); k++) {
+      for (let k = 0, reps = repsOf(ctx); k < reps; k++) {
         if (k > 0) {
           // Untimed: the deleted files come back, so every repetition deletes as many.
           for (const f of deleted.splice(0)) writeFileSync(join(c.origin(), f), Buffer.alloc(FILE_SIZE, 'x'));

@@ -614,9 +614,16 @@ export class Master implements SessionHost {
   }
 }
 
+/** Entries a batch's debug line names per path: enough to follow a catch-up, bounded for a flood. */
+const SUMMARY_ENTRIES = 20;
+
 function summarize(changes: PathChanges[]): string {
   return changes
-    .map((c) => (c.full ? `${c.name}:full` : `${c.name}:${[...c.files, ...c.dirs.map((d) => d + '/'), ...c.trees.map((t) => t + '/***')].slice(0, 5).join(',')}${c.files.length + c.dirs.length + c.trees.length > 5 ? ',...' : ''}`))
+    .map((c) => {
+      if (c.full) return `${c.name}:full`;
+      const all = [...c.files, ...c.dirs.map((d) => d + '/'), ...c.trees.map((t) => t + '/***')];
+      return `${c.name}:${all.slice(0, SUMMARY_ENTRIES).join(',')}${all.length > SUMMARY_ENTRIES ? ',...' : ''}`;
+    })
     .join(' ');
 }
 
