@@ -37,19 +37,42 @@ export async function labCluster(lab: Lab, opts: ClusterOptions & { wrap?: (host
 
 /**
  * kill -9 of an agent the way a cgroup kill (systemd, the OOM killer on the
- * unit) does it: the agent and the rsync it was running, mid-file, so the
- * mirror keeps rsync's temporary file.
+ * unit) does it: the agent and the rsync it was running, all at once.
+ *
+ * With `when`, the tree is frozen (SIGSTOP) first and killed only if `when()`
+ * holds while nothing can move, e.g. "rsync has a temporary file open";
+ * otherwise it is thawed and tried again. Checking first and killing after
+ * races with rsync: it may finish the file in between, or clean up its
+ * temporary file as the first of its processes dies.
  */
-export async function hardKillAgent(c: Cluster, i: number): Promise<number[]> {
+export async function hardKillAgent(c: Cluster, i: number, when?: () => boolean, timeoutMs = 30_000): Promise<number[]> {
   const p = c.agents[i];
   if (!p?.child.pid) throw new Error(`agent ${i} is not running`);
-  // Deepest first: rsync's receiver removes its temporary file when it sees
-  // its generator die, which a cgroup kill gives it no time for.
-  const below = descendants(p.child.pid).map((d) => d.pid).reverse();
-  for (const pid of below) signal(pid, 'SIGKILL');
+  const pid = p.child.pid;
+  const tree = (): number[] => [pid, ...descendants(pid).map((d) => d.pid)];
+  let frozen = tree();
+  if (when) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      frozen = tree();
+      for (const q of frozen) signal(q, 'SIGSTOP');
+      // A child forked while we stopped the others is stopped on the next lap.
+      const again = tree();
+      for (const q of again) if (!frozen.includes(q)) signal(q, 'SIGSTOP');
+      frozen = again;
+      if (when()) break;
+      for (const q of frozen) signal(q, 'SIGCONT');
+      if (Date.now() > deadline) throw new Error(`agent ${i}: the moment to kill it never came within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  // Deepest first, so that unfrozen, rsync's receiver does not see its
+  // generator die and remove its temporary file.
+  const below = frozen.filter((q) => q !== pid).reverse();
+  for (const q of below) signal(q, 'SIGKILL');
   await c.stopAgent(i, 'SIGKILL');
   await waitGone(below);
-  return [p.child.pid, ...below];
+  return frozen;
 }
 
 /**
