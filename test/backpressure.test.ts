@@ -432,15 +432,32 @@ describe('a node behind a busy origin', { timeout: 300_000 }, () => {
     await c.waitIdle(30_000);
     const log = mark(c.agents[0]!.log);
     const t0 = performance.now();
+    // Meanwhile, the operator's view: does status say the node is paced?
+    let writing = true;
+    let sawPaced = false;
+    const watching = (async () => {
+      while (writing) {
+        const s = await c.fetchStatus();
+        if (s?.nodes.some((x) => x.pacedUntil !== null)) sawPaced = true;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
     // A steady writer: a new file every 20 ms for 10 s.
     let n = 0;
-    while (performance.now() - t0 < 10_000) {
-      await fs.writeFile(join(c.origin(), 'busy', `f${n++}`), `change ${n}\n`);
-      await new Promise((r) => setTimeout(r, 20));
+    try {
+      while (performance.now() - t0 < 10_000) {
+        await fs.writeFile(join(c.origin(), 'busy', `f${n++}`), `change ${n}\n`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      writing = false;
+      await watching;
     }
     await c.waitConverged(undefined, 60_000);
     const took = performance.now() - t0;
     await c.waitIdle(30_000);
+    assert.ok(sawPaced, 'status never showed the node as paced');
+    assert.equal((await c.fetchStatus())?.nodes[0]?.pacedUntil, null, 'idle, no longer paced');
     const runs = rsyncRunsSince(c.agents[0]!.log, log);
     // Each run lasts at least RUN_MS and, while the writer writes, is followed
     // by a rest of PACE_FACTOR runs: a cycle of at least 3 * RUN_MS. Unpaced,

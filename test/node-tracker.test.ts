@@ -315,6 +315,7 @@ test('two long runs in a row that end with more owed pace the node; one that lea
   n.onResult(3, true, [run('ok', { durationMs: long })], T0 + 2_000);
   assert.equal(n.paced, true);
   assert.equal(n.restUntil, T0 + 2_000 + restAfter(long));
+  assert.equal(n.status(T0 + 2_000, false).pacedUntil, new Date(n.restUntil).toISOString(), 'status shows it');
   n.recordSent(4, n.takePending().changes, T0 + 1_100, T0 + 3_000);
   n.recordSent(5, [changes('www', ['c'])], T0 + 3_100, T0 + 3_100);
   n.onResult(4, true, [run('ok', { durationMs: long })], T0 + 4_000);
@@ -323,6 +324,7 @@ test('two long runs in a row that end with more owed pace the node; one that lea
   n.onResult(5, true, [run('ok', { durationMs: long })], T0 + 5_000);
   assert.equal(n.paced, false, 'caught up');
   assert.equal(n.restUntil, 0);
+  assert.equal(n.status(T0 + 5_000, false).pacedUntil, null);
 });
 
 /** Batch `seq` is sent, more changes arrive while it runs, its run of `ms` ends, and what is owed goes out. */

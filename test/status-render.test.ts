@@ -28,6 +28,7 @@ function node(name: string, state: NodeState, over: Partial<NodeStatus> = {}): N
     lastBatchApplied: 9,
     pending: 0,
     inFlight: 0,
+    pacedUntil: null,
     lagSeconds: 0,
     lastSync: state === 'never-connected' ? null : { at: ago(12), durationMs: 1500, files: 14, bytes: 3_500_000, full: false },
     progress: null,
@@ -54,7 +55,7 @@ function everyState(): NodeStatus[] {
     node('conn', 'connecting', { connected: false }),
     node('init', 'initial-sync', { pending: 2, inFlight: 1, lagSeconds: 4.2, progress: { path: 'www', percent: 41.6 } }),
     node('calm', 'idle', { syncs: { ok: 42, failed: 3 }, bytesTotal: 123456789, filesTotal: 9876 }),
-    node('busy', 'syncing', { pending: 17, inFlight: 2, lagSeconds: 1.25 }),
+    node('busy', 'syncing', { pending: 17, inFlight: 1, lagSeconds: 1.25, pacedUntil: ago(-2) }),
     node('slow', 'lagging', { pending: 900, inFlight: 2, lagSeconds: 95 }),
     node('broke', 'error', {
       syncs: { ok: 1, failed: 4 },
@@ -116,6 +117,7 @@ test('metrics parse as Prometheus text and carry every figure', () => {
     inosync_node_lag_seconds: 'gauge',
     inosync_node_pending_changes: 'gauge',
     inosync_node_in_flight_batches: 'gauge',
+    inosync_node_paced: 'gauge',
     inosync_node_syncs_total: 'counter',
     inosync_node_bytes_total: 'counter',
     inosync_node_files_total: 'counter',
@@ -138,6 +140,7 @@ test('metrics parse as Prometheus text and carry every figure', () => {
     assert.equal(sample(p, 'inosync_node_lag_seconds', { node: n.name }), n.lagSeconds);
     assert.equal(sample(p, 'inosync_node_pending_changes', { node: n.name }), n.pending);
     assert.equal(sample(p, 'inosync_node_in_flight_batches', { node: n.name }), n.inFlight);
+    assert.equal(sample(p, 'inosync_node_paced', { node: n.name }), n.name === 'busy' ? 1 : 0, n.name);
   }
   assert.equal(sample(p, 'inosync_node_syncs_total', { node: 'calm', result: 'ok' }), 42);
   assert.equal(sample(p, 'inosync_node_syncs_total', { node: 'calm', result: 'failed' }), 3);
@@ -206,6 +209,8 @@ test('the table shows every node with its state, lag and error', () => {
   assert.match(row('calm'), /12s ago, took 1\.5s, 14 files, 3\.3 MiB/);
   assert.match(row('slow'), /lagging\s+1m35s\s+900 /);
   assert.match(row('init'), /initial-sync 42%/);
+  assert.match(row('busy'), /syncing \(paced\)\s+1\.3s/);
+  assert.ok(!row('calm').includes('paced'));
   assert.match(row('calm'), /10\.0\.0\.7:51234/);
 
   // Columns line up: every row has ADDRESS at the header's offset.

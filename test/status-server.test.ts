@@ -21,6 +21,7 @@ function node(name: string, state: NodeState, over: Partial<NodeStatus> = {}): N
     lastBatchApplied: null,
     pending: 0,
     inFlight: 0,
+    pacedUntil: null,
     lagSeconds: 0,
     lastSync: null,
     progress: null,

@@ -110,7 +110,10 @@ function errorCell(n: NodeStatus): string {
 
 function stateCell(n: NodeStatus): string {
   const pct = n.progress && Number.isFinite(n.progress.percent) ? ` ${Math.round(n.progress.percent)}%` : '';
-  return clean(n.state) + pct;
+  // A paced node is still converging, only in fewer, larger runs: say so, or
+  // its steady lag under a busy origin looks like a fault.
+  const paced = n.pacedUntil ? ' (paced)' : '';
+  return clean(n.state) + pct + paced;
 }
 
 function headerLines(s: MasterStatus, paint: (t: Tone, v: string) => string): string[] {

@@ -84,6 +84,7 @@ function nodeFamilies(nodes: NodeStatus[]): Family[] {
     { name: 'inosync_node_state', type: 'gauge', help: 'The node state: 1 for the current one, 0 for the others.', samples: stateSamples },
     { name: 'inosync_node_lag_seconds', type: 'gauge', help: 'Age of the oldest change the node has not applied yet.', samples: perNode(nodes, (n) => num(n.lagSeconds)) },
     { name: 'inosync_node_pending_changes', type: 'gauge', help: 'Changes owed to the node, in flight or not yet sent.', samples: perNode(nodes, (n) => num(n.pending)) },
+    { name: 'inosync_node_paced', type: 'gauge', help: 'Whether the node is paced (1): it keeps up only by being sent larger catch-up batches less often.', samples: perNode(nodes, (n) => (n.pacedUntil ? 1 : 0)) },
     { name: 'inosync_node_in_flight_batches', type: 'gauge', help: 'Batches sent to the node and not yet applied.', samples: perNode(nodes, (n) => num(n.inFlight)) },
     {
       name: 'inosync_node_syncs_total',

@@ -50,6 +50,11 @@ export interface NodeStatus {
   lastBatchApplied: number | null;
   pending: number;
   inFlight: number;
+  /**
+   * Set while the node is paced (pacing.ts): it is sent one catch-up batch at
+   * a time, no earlier than this or the origin going quiet.
+   */
+  pacedUntil: string | null;
   lagSeconds: number;
   lastSync: { at: string; durationMs: number; files: number; bytes: number; full: boolean } | null;
   progress: { path: string; percent: number } | null;
@@ -298,6 +303,7 @@ export class NodeTracker {
       lastBatchApplied: this.lastApplied,
       pending: this.pendingCount + this.inflight.reduce((n, f) => n + f.changes.reduce((m, c) => m + (c.full ? 1 : c.files.length + c.dirs.length + c.trees.length), 0), 0),
       inFlight: this.inflight.length,
+      pacedUntil: iso(this.paced ? this.restUntil : null),
       lagSeconds: Math.round(this.lagSeconds(now) * 1000) / 1000,
       lastSync: this.lastSync,
       progress: this.progress,
