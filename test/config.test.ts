@@ -70,7 +70,7 @@ function masterDefaults(dir: string, file: string): MasterConfig {
     file,
     listen: { host: '0.0.0.0', port: 7070 },
     key: path.join(dir, 'secret.key'),
-    rsync: { listen: { host: '0.0.0.0', port: 8730 }, binary: 'rsync' },
+    rsync: { listen: { host: '0.0.0.0', port: 8730 }, binary: 'rsync', tls: false },
     status: { listen: { host: '127.0.0.1', port: 7071 } },
     delay: 0.05,
     events: ['create', 'modify', 'delete', 'move', 'attrib'],
@@ -106,6 +106,7 @@ tls:
 rsync:
   listen: 127.0.0.1:8000
   binary: ${process.execPath}
+  tls: true
 status:
   listen: localhost:9001
 delay: 2
@@ -133,7 +134,7 @@ paths:
       listen: { host: '::1', port: 9000 },
       key: path.join(dir, 'secret.key'),
       tls: { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') },
-      rsync: { listen: { host: '127.0.0.1', port: 8000 }, binary: process.execPath },
+      rsync: { listen: { host: '127.0.0.1', port: 8000 }, binary: process.execPath, tls: true },
       status: { listen: { host: 'localhost', port: 9001 } },
       delay: 2,
       events: ['create', 'delete'],
@@ -193,7 +194,7 @@ function agentDefaults(dir: string, file: string): AgentConfig {
     key: path.join(dir, 'secret.key'),
     master: { url: 'ws://origin.example:7070', key: K1 },
     state: path.join(dir, 'state'),
-    rsync: { binary: 'rsync', bwlimit: 0, extra: [], timeout: 60 },
+    rsync: { binary: 'rsync', openssl: 'openssl', bwlimit: 0, extra: [], timeout: 60 },
     paths: [{ name: 'www', target: path.join(dir, 'www'), maxDelete: 0 }],
   };
 }
@@ -224,7 +225,7 @@ describe('valid agent configs', () => {
       key: 'secret.key',
       master: { url: 'wss://[::1]:8443/inosync', key: K1, ca: 'ca.pem', rsyncHost: 'rsync.origin.example' },
       state: './state/',
-      rsync: { binary: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
+      rsync: { binary: process.execPath, openssl: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
       paths: [{ name: 'www', target: 'www' }, { name: 'data', target: path.join(dir, 'data'), maxDelete: 100 }],
     }, null, 2));
     const { config, problems } = parseAgentConfig(file);
@@ -235,7 +236,7 @@ describe('valid agent configs', () => {
       key: path.join(dir, 'secret.key'),
       master: { url: 'wss://[::1]:8443/inosync', key: K1, ca: path.join(dir, 'ca.pem'), rsyncHost: 'rsync.origin.example' },
       state: path.join(dir, 'state'),
-      rsync: { binary: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
+      rsync: { binary: process.execPath, openssl: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
       paths: [
         { name: 'www', target: path.join(dir, 'www'), maxDelete: 0 },
         { name: 'data', target: path.join(dir, 'data'), maxDelete: 100 },
@@ -670,6 +671,22 @@ describe('filesystem checks', () => {
     assert.match(problemAt(problems, 'rsync.binary').reason, /not found in PATH/);
   });
 
+  test('rsync over TLS: on by default with tls, refused without a certificate', () => {
+    const dir = workspace();
+    const plain = parseMasterConfig(write(dir, 'plain.yaml', MINIMAL_MASTER), { fsChecksAsWarnings: true });
+    assert.equal(plain.config?.rsync.tls, false);
+    const withTls = `${MINIMAL_MASTER}tls:\n  cert: c.pem\n  key: k.pem\n`;
+    const on = parseMasterConfig(write(dir, 'on.yaml', withTls), { fsChecksAsWarnings: true });
+    assert.equal(on.config?.rsync.tls, true, 'a certificate at hand wraps rsync too');
+    const off = parseMasterConfig(write(dir, 'off.yaml', `${withTls}rsync:\n  tls: false\n`), { fsChecksAsWarnings: true });
+    assert.equal(off.config?.rsync.tls, false, 'unless the operator says otherwise');
+    const bad = parseMasterConfig(write(dir, 'bad.yaml', `${MINIMAL_MASTER}rsync:\n  tls: true\n`));
+    const p = problemAt(bad.problems, 'rsync.tls');
+    assert.equal(p.severity, 'error');
+    assert.equal(p.line, 9);
+    assert.match(p.reason, /needs a certificate: set tls\.cert and tls\.key/);
+  });
+
   test('fsChecksAsWarnings turns exactly the filesystem checks into warnings', () => {
     const dir = workspace();
     fs.chmodSync(path.join(dir, 'secret.key'), 0o640);
@@ -705,6 +722,16 @@ describe('agent specifics', () => {
     const p = problemAt(parseAgentConfig(file).problems, 'master.ca');
     assert.equal(p.severity, 'warning');
     assert.equal(p.line, 5);
+  });
+
+  test('openssl is needed, and checked, only for a wss:// master', () => {
+    const dir = workspace();
+    const missing = `${MINIMAL_AGENT}rsync:\n  openssl: no-such-openssl\n`;
+    assert.deepEqual(parseAgentConfig(write(dir, 'ws.yaml', missing)).problems, [], 'ws:// never runs it');
+    const file = write(dir, 'wss.yaml', missing.replace('ws://', 'wss://'));
+    const p = problemAt(parseAgentConfig(file).problems, 'rsync.openssl');
+    assert.equal(p.line, 11);
+    assert.match(p.reason, /"no-such-openssl" was not found in PATH; install openssl/);
   });
 
   test('extra rsync options: allowed, not options, and denied', () => {

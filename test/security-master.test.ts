@@ -20,6 +20,7 @@ import { encode } from '../src/protocol/codec.js';
 import { seal } from '../src/protocol/envelope.js';
 import { CLOSE } from '../src/protocol/handshake.js';
 import { HANDSHAKE_TIMEOUT_MS } from '../src/protocol/limits.js';
+import { PROTOCOL_VERSION } from '../src/protocol/version.js';
 
 describe('security: the master', { timeout: 180_000 }, () => {
   let c: Cluster;
@@ -394,7 +395,7 @@ class Flood {
     ws.on('error', () => undefined);
     ws.on('open', () => {
       // Most say nothing or stall after a hello: they are what fills the handshake slots.
-      if (kind >= 14 && kind <= 15) ws.send(encode({ t: 'hello', v: 1, name: 'mirror1', nonce: randomBytes(32), version: 'flood' }));
+      if (kind >= 14 && kind <= 15) ws.send(encode({ t: 'hello', v: PROTOCOL_VERSION, name: 'mirror1', nonce: randomBytes(32), version: 'flood' }));
       if (kind === 16) ws.send(randomBytes(1 + (i % 900)));
       if (kind === 17) ws.send(i % 2 === 0 ? 'not a binary frame' : randomBytes(70));
     });

@@ -1,14 +1,44 @@
 // The optional TLS layer end to end: a master serving wss:// with a
 // certificate made here by openssl, an agent pinning that certificate as its
 // CA (it syncs), and one pinning another CA (it never connects, and says why).
+// The rsync port is behind the same certificate: names and contents are
+// looked for, and not found, in every byte that crosses it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { FakeAgent } from './helpers/fake-agent.js';
-import { listTree, masterPub, readText, run, signerOf } from './helpers/security.js';
+import { listTree, masterPub, readText, rsync, run, signerOf } from './helpers/security.js';
+import { isAlive, rsyncDaemonOf } from './helpers/procs.js';
+import { tlsConnectProg } from '../src/agent/rsync-tls.js';
+
+/** A TCP relay to `port` that keeps every byte it carries, both ways. */
+async function recordingRelay(port: number): Promise<{ port: number; bytes: () => Buffer; close: () => Promise<void> }> {
+  const seen: Buffer[] = [];
+  const server: Server = createServer((a) => {
+    const b = connect({ host: '127.0.0.1', port });
+    a.on('data', (d: Buffer) => seen.push(d));
+    b.on('data', (d: Buffer) => seen.push(d));
+    a.pipe(b);
+    b.pipe(a);
+    for (const [s, other] of [[a, b], [b, a]] as const) {
+      s.on('error', () => undefined);
+      s.once('close', () => {
+        other.end();
+        setTimeout(() => other.destroy(), 1_000).unref();
+      });
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    bytes: () => Buffer.concat(seen),
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
 
 async function selfSigned(dir: string, name: string): Promise<{ cert: string; key: string }> {
   const cert = join(dir, `${name}.crt`);
@@ -74,5 +104,86 @@ describe('security: TLS between agent and master', { timeout: 120_000 }, () => {
     await ok.handshake();
     assert.ok(ok.creds);
     ok.close();
+  });
+
+  test('the rsync port speaks only TLS, and the daemon behind it listens on loopback only', async () => {
+    assert.match(readText(c.master!.log), /rsync daemon behind TLS/);
+    const daemon = rsyncDaemonOf(c.master!.child.pid!);
+    assert.ok(daemon, 'the master runs its rsync daemon');
+    assert.ok(daemon.argv.includes('--address=127.0.0.1'), daemon.argv.join(' '));
+    assert.ok(!daemon.argv.includes(`--port=${c.rsyncPort}`), 'the public port is the TLS front\'s');
+    // A plain rsync daemon greets first ("@RSYNCD: 31.0"); a TLS server waits for a ClientHello.
+    const greeting = await new Promise<string>((resolve) => {
+      const sock = connect({ host: '127.0.0.1', port: c.rsyncPort });
+      let got = '';
+      sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      sock.on('error', () => undefined);
+      setTimeout(() => {
+        sock.destroy();
+        resolve(got);
+      }, 1_000);
+    });
+    assert.equal(greeting, '', 'the port spoke first, in the clear');
+    const plain = await rsync([`rsync://127.0.0.1:${c.rsyncPort}/`], null);
+    assert.notEqual(plain.code, 0, 'plain rsync got an answer');
+    assert.doesNotMatch(plain.stdout, /www/);
+  });
+
+  test('names and contents pulled over the rsync port are not in the bytes on the wire', async () => {
+    const name = 'wire-secret-name-5d41402a.txt';
+    const content = 'wire-secret-content-7d793037a0760186574b0282f2f435e7';
+    writeFileSync(join(c.origin(), name), content);
+    await c.waitConverged(0);
+    assert.equal(readFileSync(join(c.mirror(0), name), 'utf8'), content, 'the agent pulled it over TLS');
+
+    // The same pull by hand, through a relay that keeps what crosses it.
+    const agent = await FakeAgent.connect({ url: `wss://127.0.0.1:${c.masterPort}`, name: 'mirror1', signer: signerOf(c, 1), masterKey: masterPub(c), ca: readFileSync(right.cert) });
+    await agent.handshake();
+    assert.equal(agent.welcome!.rsyncTls, true, 'the welcome says the rsync port speaks TLS');
+    const creds = agent.creds!;
+    agent.close();
+    const relay = await recordingRelay(c.rsyncPort);
+    const dst = mkdtempSync(join(tmpdir(), 'inosync-tls-pull-'));
+    try {
+      const r = await run('rsync', ['-a', '--contimeout=10', '--timeout=20', `rsync://${creds.user}@127.0.0.1:${relay.port}/www/`, `${dst}/`], {
+        env: {
+          PATH: process.env.PATH,
+          RSYNC_PASSWORD: creds.password,
+          RSYNC_CONNECT_PROG: tlsConnectProg({ openssl: 'openssl', host: '127.0.0.1', port: relay.port, ca: right.cert }),
+        },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(readFileSync(join(dst, name), 'utf8'), content, 'the pull went through the relay');
+      const wire = relay.bytes();
+      assert.ok(wire.length > 1000, `${wire.length} bytes crossed`);
+      for (const secret of [name, content, creds.user, '@RSYNCD']) {
+        assert.equal(wire.indexOf(secret), -1, `"${secret}" crossed in the clear`);
+      }
+      // Pinned to another CA, the same pull is refused before rsync says a word.
+      const wrong = await run('rsync', ['-a', '--contimeout=10', '--timeout=20', `rsync://${creds.user}@127.0.0.1:${relay.port}/www/`, `${dst}/other/`], {
+        env: {
+          PATH: process.env.PATH,
+          RSYNC_PASSWORD: creds.password,
+          RSYNC_CONNECT_PROG: tlsConnectProg({ openssl: 'openssl', host: '127.0.0.1', port: relay.port, ca: other.cert }),
+        },
+      });
+      assert.notEqual(wrong.code, 0);
+      assert.match(wrong.stderr, /verify|certificate/i);
+    } finally {
+      await relay.close();
+      rmSync(dst, { recursive: true, force: true });
+    }
+  });
+
+  test('kill -9 of the master: the next one removes the daemon left behind its TLS front, and syncs resume', async () => {
+    const daemon = rsyncDaemonOf(c.master!.child.pid!);
+    assert.ok(daemon);
+    await c.stopMaster('SIGKILL');
+    assert.ok(isAlive(daemon.pid), 'the daemon outlives its master (its own process group)');
+    await c.startMaster();
+    await waitFor(() => !isAlive(daemon.pid), 10_000, 'the old daemon to be gone');
+    assert.match(readText(c.master!.log), /killed an rsync daemon left running by a master that died/);
+    writeFileSync(join(c.origin(), 'after-restart.txt'), 'after a crash, still over TLS');
+    await c.waitConverged(0, 60_000);
   });
 });

@@ -16,6 +16,7 @@ import { NONCE_BYTES, parseBatch, parseChallenge, parseWelcome, type Batch, type
 import { verifierFor, type Signer, type Verifier } from '../protocol/sign.js';
 import { PROTOCOL_VERSION, SOFTWARE_VERSION } from '../protocol/version.js';
 import { AppliedStore } from './applied-state.js';
+import { tlsConnectProg } from './rsync-tls.js';
 import { Applier, type ApplierPath } from './applier.js';
 import { killAllRsync } from './rsync-run.js';
 
@@ -259,6 +260,9 @@ export class Agent {
         maxDelete: p.maxDelete,
         excludes: remote.exclude,
         url: `rsync://${creds.user}@${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${w.rsyncPort}/${p.name}/`,
+        ...(w.rsyncTls
+          ? { connectProg: tlsConnectProg({ openssl: this.config.rsync.openssl, host, port: w.rsyncPort, ...(this.config.master.ca !== undefined ? { ca: this.config.master.ca } : {}) }) }
+          : {}),
       });
     }
     return out;

@@ -18,6 +18,8 @@ export interface ApplierPath {
   excludes: string[];
   /** rsync://user@host:port/module/ */
   url: string;
+  /** RSYNC_CONNECT_PROG when the master's rsync port speaks TLS (rsync-tls.ts) */
+  connectProg?: string;
 }
 
 export interface ApplierDeps {
@@ -185,13 +187,14 @@ export class Applier {
       isRoot: process.getuid?.() === 0,
     });
     const base = { path: p.name, full: changes.full, files: 0, bytes: 0, deleted: 0 };
+    const command = (p.connectProg !== undefined ? `RSYNC_CONNECT_PROG=${shellQuote([p.connectProg])} ` : '') + shellQuote([this.deps.rsync.binary, ...args]);
     if (this.deps.dryRun) {
       const list = stdin ? stdin.toString('utf8').split('\0').filter(Boolean) : [];
-      this.deps.log.info('dry run: would run', { command: shellQuote([this.deps.rsync.binary, ...args]), includeList: list });
+      this.deps.log.info('dry run: would run', { command, includeList: list });
       return { ...base, kind: 'dry-run', exit: null, message: 'dry run: rsync not called', durationMs: 0 };
     }
     this.runs++;
-    this.deps.log.debug('rsync', { path: p.name, full: changes.full, command: shellQuote([this.deps.rsync.binary, ...args]) });
+    this.deps.log.debug('rsync', { path: p.name, full: changes.full, command });
     let onStdout: ((chunk: Buffer) => void) | undefined;
     if (changes.full && this.deps.onProgress) {
       // rsync's whole-transfer progress (with incremental recursion the
@@ -207,7 +210,7 @@ export class Applier {
         this.deps.onProgress!(p.name, Math.min(100, Number(m[1])));
       };
     }
-    const out = await runRsync(this.deps.rsync.binary, args, stdin, this.deps.password(), onStdout);
+    const out = await runRsync(this.deps.rsync.binary, args, stdin, { password: this.deps.password(), connectProg: p.connectProg }, onStdout);
     if (out.spawnError) {
       return { ...base, kind: 'retry', exit: null, message: out.spawnError, durationMs: out.durationMs };
     }

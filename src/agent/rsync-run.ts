@@ -30,14 +30,18 @@ export function runRsync(
   binary: string,
   args: string[],
   stdin: Buffer | null,
-  password: string | null,
+  secrets: { password: string | null; connectProg?: string | undefined },
   onStdout?: (chunk: Buffer) => void,
 ): Promise<RsyncOutcome> {
   const started = performance.now();
   return new Promise((resolve) => {
     const env = { ...process.env };
+    // Only what this run is given: an operator's own settings must not
+    // redirect the connection or replace the credentials.
     delete env.RSYNC_PASSWORD;
-    if (password !== null) env.RSYNC_PASSWORD = password;
+    delete env.RSYNC_CONNECT_PROG;
+    if (secrets.password !== null) env.RSYNC_PASSWORD = secrets.password;
+    if (secrets.connectProg !== undefined) env.RSYNC_CONNECT_PROG = secrets.connectProg;
     let child: ChildProcess;
     try {
       child = spawn(binary, args, { env, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });

@@ -38,6 +38,7 @@ function masterSchema(dir: string) {
     rsync: optional(z.strictObject({
       listen: optional(hostPort().prefault('0.0.0.0:8730')),
       binary: optional(binary(dir).prefault('rsync')),
+      tls: optional(z.boolean().optional()),
     }).prefault({})),
     status: optional(z.strictObject({
       listen: optional(hostPort().prefault('127.0.0.1:7071')),
@@ -74,7 +75,12 @@ export function parseMasterSource(src: ConfigSource, opts: ParseOptions = {}, pr
   );
   if (!parsed.success) return finish<MasterConfig>(null, problems);
 
-  const config: MasterConfig = stripUndefined({ file: src.file, ...parsed.data });
+  const { rsync, ...rest } = parsed.data;
+  // rsync's own protocol is plain text: with a certificate at hand, wrap it too.
+  const config: MasterConfig = stripUndefined({ file: src.file, ...rest, rsync: { ...rsync, tls: rsync.tls ?? rest.tls !== undefined } });
+  if (rsync.tls === true && rest.tls === undefined) {
+    problems.push(src.problem(['rsync', 'tls'], 'needs a certificate: set tls.cert and tls.key, or remove rsync.tls'));
+  }
   problems.push(...listenerClashes(src, config), ...excludeHints(src, config), ...fsProblems(src, config, opts));
   return finish(config, problems);
 }

@@ -35,7 +35,12 @@ export interface MasterConfig {
   /** path to the secret key file */
   key: string;
   tls?: { cert: string; key: string };
-  rsync: { listen: HostPort; binary: string };
+  rsync: {
+    listen: HostPort;
+    binary: string;
+    /** agents reach the daemon through TLS with `tls`'s certificate; default: on when `tls` is set */
+    tls: boolean;
+  };
   status: { listen: HostPort };
   /** seconds; upper bound for gathering events into one batch */
   delay: number;
@@ -74,6 +79,8 @@ export interface AgentConfig {
   state: string;
   rsync: {
     binary: string;
+    /** the openssl that carries rsync to a master whose rsync port speaks TLS */
+    openssl: string;
     /** KB/s, 0 = no limit (the seed's `rspeed`) */
     bwlimit: number;
     /** raw extra arguments (the seed's `extra`) */

@@ -24,6 +24,7 @@ import { AgentSession, type SessionHost } from './session.js';
 import { checkRoot, type RootIdentity } from './root-guard.js';
 import { makeCredentials } from './credentials.js';
 import { RsyncDaemon } from './rsyncd.js';
+import { freeLoopbackPort, RsyncTlsFront } from './rsync-tls.js';
 import { startWatcher } from './watcher/index.js';
 import { sendableAt } from './pacing.js';
 import { startStatusServer } from './status-server.js';
@@ -92,7 +93,9 @@ export class Master implements SessionHost {
   private readonly handshaking = new Set<AgentSession>();
   private readonly paths = new Map<string, WatchedPath>();
   private readonly credentials: Map<string, RsyncCredentials>;
-  private readonly rsyncd: RsyncDaemon;
+  private rsyncd: RsyncDaemon;
+  /** set when agents reach the rsync daemon through TLS (rsync-tls.ts) */
+  private rsyncTls: RsyncTlsFront | null = null;
   private server: HttpServer | null = null;
   private wss: WebSocketServer | null = null;
   private seq = 0;
@@ -143,17 +146,50 @@ export class Master implements SessionHost {
     }
     // Fresh per start: credentials from an earlier run stop working.
     this.credentials = makeCredentials(config.nodes.map((n) => n.name));
-    this.rsyncd = new RsyncDaemon({
+    // Behind TLS the daemon gets a loopback port once start() has found one;
+    // until then this one, never started, answers status() (dry runs).
+    this.rsyncd = this.makeRsyncd(config.rsync.listen.host, config.rsync.listen.port);
+  }
+
+  private makeRsyncd(host: string, port: number, front?: number): RsyncDaemon {
+    const config = this.config;
+    const rsyncd = new RsyncDaemon({
       binary: config.rsync.binary,
-      host: config.rsync.listen.host,
-      port: config.rsync.listen.port,
+      host,
+      port,
       modules: config.paths.map((p) => ({ name: p.name, path: p.watch, excludes: p.exclude })),
       credentials: this.credentials,
+      ...(front !== undefined ? { front } : {}),
     });
-    this.rsyncd.on('log', (line: string) => this.log.debug('rsyncd', { line }));
-    this.rsyncd.on('exit', (info: unknown) => this.log.warn('rsync daemon exited; restarting it', { info }));
-    this.rsyncd.on('restarted', () => this.log.info('rsync daemon restarted'));
-    this.rsyncd.on('orphan', (info: unknown) => this.log.warn('killed an rsync daemon left running by a master that died; it held the port', { info }));
+    rsyncd.on('log', (line: string) => this.log.debug('rsyncd', { line }));
+    rsyncd.on('exit', (info: unknown) => this.log.warn('rsync daemon exited; restarting it', { info }));
+    rsyncd.on('restarted', () => this.log.info('rsync daemon restarted'));
+    rsyncd.on('orphan', (info: unknown) => this.log.warn('killed an rsync daemon left running by a master that died', { info }));
+    return rsyncd;
+  }
+
+  private async startRsync(): Promise<void> {
+    const tls = this.config.tls;
+    if (!this.config.rsync.tls || !tls) return this.rsyncd.start();
+    const backend = { host: '127.0.0.1', port: await freeLoopbackPort() };
+    const { host, port } = this.config.rsync.listen;
+    this.rsyncd = this.makeRsyncd(backend.host, backend.port, port);
+    await this.rsyncd.start();
+    this.rsyncTls = new RsyncTlsFront({
+      host,
+      port,
+      cert: readFileSync(tls.cert),
+      key: readFileSync(tls.key),
+      backend,
+      onError: (what, err) => this.log.warn(`rsync over TLS: ${what} failed`, { err }),
+    });
+    try {
+      await this.rsyncTls.start();
+    } catch (err) {
+      await this.rsyncd.stop();
+      throw new Error(`cannot listen for rsync over TLS on ${host}:${port}: ${(err as Error).message}; choose another rsync.listen`);
+    }
+    this.log.info('rsync daemon behind TLS', { listen: `${host}:${port}` });
   }
 
   async start(): Promise<void> {
@@ -163,7 +199,7 @@ export class Master implements SessionHost {
       wp.identity = health.identity;
     }
     if (this.dryRun) this.log.warn('dry run: not starting the rsync daemon; batches are only logged');
-    else await this.rsyncd.start();
+    else await this.startRsync();
     for (const wp of this.paths.values()) await this.watch(wp);
     await this.listen();
     this.statusServer = await startStatusServer({
@@ -285,7 +321,7 @@ export class Master implements SessionHost {
     }
   }
 
-  onAuthenticated(s: AgentSession, auth: Auth): { creds: RsyncCredentials; rsyncPort: number; paths: Welcome['paths'] } {
+  onAuthenticated(s: AgentSession, auth: Auth): { creds: RsyncCredentials; rsyncPort: number; rsyncTls: boolean; paths: Welcome['paths'] } {
     const name = s.node!;
     this.handshaking.delete(s);
     const previous = this.sessions.get(name);
@@ -305,6 +341,7 @@ export class Master implements SessionHost {
     return {
       creds: this.credentials.get(name)!,
       rsyncPort: this.config.rsync.listen.port,
+      rsyncTls: this.rsyncTls !== null,
       paths: this.config.paths.map((p) => ({ name: p.name, exclude: p.exclude })),
     };
   }
@@ -609,6 +646,7 @@ export class Master implements SessionHost {
       this.server.closeAllConnections?.();
     });
     await this.statusServer?.close();
+    await this.rsyncTls?.stop();
     await this.rsyncd.stop();
     this.log.info('master stopped');
   }

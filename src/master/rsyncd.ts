@@ -42,6 +42,12 @@ export interface RsyncDaemonOptions {
   credentials: ReadonlyMap<string, RsyncdUser> | readonly RsyncdUser[];
   /** uid/gid transfers run as; default the master's own. Only root may pick others. */
   runAs?: { uid: number; gid: number };
+  /**
+   * The public port of a TLS front (rsync-tls.ts) that relays to this daemon.
+   * Its own port is then a fresh one at every start, so a dead master's daemon
+   * is found by the front port recorded in its owner file instead.
+   */
+  front?: number;
   /** parent of the private runtime directory; default the OS temp dir */
   runtimeDir?: string;
   timing?: Partial<RsyncDaemonTiming>;
@@ -197,7 +203,7 @@ export class RsyncDaemon extends EventEmitter {
       dir,
       privileged: this.privileged,
     });
-    await writePrivate(join(dir, OWNER_FILE), `${process.pid}\n`);
+    await writePrivate(join(dir, OWNER_FILE), `${process.pid}\n${this.opts.front ?? ''}\n`);
     await writePrivate(join(dir, 'rsyncd.conf'), files.conf);
     await writePrivate(secretsFilePath(dir), files.secrets);
     for (const [name, content] of files.excludeFiles) await writePrivate(excludeFilePath(dir, name), content);
@@ -207,6 +213,8 @@ export class RsyncDaemon extends EventEmitter {
   private async launch(): Promise<Spawned> {
     const { host, port } = this.opts;
     if (this.stopping || this.dir === null) throw new Error('the rsync daemon was stopped while starting');
+    // Behind a front nothing holds our port, but a dead master's daemon may still run.
+    if (this.opts.front !== undefined) await this.reapOrphans();
     let problem = await portProblem(host, port);
     if (problem !== null && (await this.reapOrphans()) > 0) problem = await portProblem(host, port);
     if (problem !== null) throw new Error(problem);
@@ -231,7 +239,7 @@ export class RsyncDaemon extends EventEmitter {
    * credentials nobody holds any more; it is killed and its directory removed.
    */
   private async reapOrphans(): Promise<number> {
-    const found = orphanedDaemons(this.opts.port);
+    const found = orphanedDaemons(this.opts.port, this.opts.front);
     for (const o of found) {
       killGroup(o.pid, 'SIGKILL');
       await groupGone(o.pid, this.timing.stopTimeoutMs);
@@ -511,12 +519,12 @@ function liveGroupMembers(pgid: number): number {
 }
 
 /**
- * Daemons started by this code (runtime dir name, argv shape) on `port` whose
- * supervisor is gone: each is a group leader (connection children are not)
+ * Daemons started by this code (runtime dir name, argv shape) on `port`, or
+ * behind the TLS front on `front`, whose supervisor is gone: each is a group leader (connection children are not)
  * whose parent is no longer the pid in its owner file. A daemon from before
  * owner files counts only once init has adopted it.
  */
-function orphanedDaemons(port: number): { pid: number; dir: string }[] {
+function orphanedDaemons(port: number, front: number | undefined): { pid: number; dir: string }[] {
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -534,7 +542,7 @@ function orphanedDaemons(port: number): { pid: number; dir: string }[] {
     } catch {
       continue;
     }
-    if (!argv.includes('--daemon') || !argv.includes(`--port=${port}`)) continue;
+    if (!argv.includes('--daemon')) continue;
     const conf = argv.find((a) => a.startsWith('--config='))?.slice('--config='.length);
     if (conf === undefined || basename(conf) !== 'rsyncd.conf' || !/^inosync-rsyncd-[A-Za-z0-9]+$/.test(basename(dirname(conf)))) continue;
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -542,11 +550,16 @@ function orphanedDaemons(port: number): { pid: number; dir: string }[] {
     const ppid = Number(fields[1]);
     if (Number(fields[2]) !== pid || fields[0] === 'Z') continue;
     let owner = NaN;
+    let ownerFront = '';
     try {
-      owner = Number(readFileSync(join(dirname(conf), OWNER_FILE), 'utf8').trim());
+      const [pidLine = '', frontLine = ''] = readFileSync(join(dirname(conf), OWNER_FILE), 'utf8').split('\n');
+      owner = Number(pidLine);
+      ownerFront = frontLine;
     } catch {
       // an older master's daemon, or its directory was cleaned away
     }
+    const mine = argv.includes(`--port=${port}`) || (front !== undefined && ownerFront === String(front));
+    if (!mine) continue;
     if (Number.isNaN(owner) ? ppid !== 1 : ppid === owner) continue;
     out.push({ pid, dir: dirname(conf) });
   }

@@ -30,7 +30,7 @@ export interface SessionHost {
   /** Refused: unknown node, bad key, bad protocol. `node` is null when the name was unknown. */
   onRefused(node: string | null, address: string | null, reason: string): void;
   /** Authenticated: return what the welcome must carry. */
-  onAuthenticated(s: AgentSession, auth: Auth): { creds: RsyncCredentials; rsyncPort: number; paths: Welcome['paths'] };
+  onAuthenticated(s: AgentSession, auth: Auth): { creds: RsyncCredentials; rsyncPort: number; rsyncTls: boolean; paths: Welcome['paths'] };
   onMessage(s: AgentSession, m: AgentMessage): void;
   onClosed(s: AgentSession): void;
 }
@@ -156,7 +156,7 @@ export class AgentSession {
     this.lastN = auth.n;
     clearTimeout(this.handshakeTimer);
     const box = nacl.box.keyPair();
-    const { creds, rsyncPort, paths } = this.host.onAuthenticated(this, auth);
+    const { creds, rsyncPort, rsyncTls, paths } = this.host.onAuthenticated(this, auth);
     const welcome = {
       t: 'welcome',
       conn: this.conn!,
@@ -166,6 +166,7 @@ export class AgentSession {
       boxKey: box.publicKey,
       creds: sealCredentials(creds, auth.boxKey, box),
       rsyncPort,
+      rsyncTls,
       paths,
     };
     this.ws.send(seal(this.host.signer, 'master->agent', encode(welcome)), { binary: true });

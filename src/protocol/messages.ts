@@ -59,6 +59,8 @@ const Welcome = z.strictObject({
   boxKey: bin(32),
   creds: z.strictObject({ nonce: bin(24), box: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length <= 512) }),
   rsyncPort: z.number().int().min(1).max(65535),
+  /** the rsync port speaks TLS (with the websocket's certificate) */
+  rsyncTls: z.boolean(),
   paths: z.array(PathInfo).max(1000),
 });
 

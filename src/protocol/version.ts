@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 
 /** Bumped whenever a frame's meaning changes; both sides refuse a different one. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 function readPackageVersion(): string {
   try {

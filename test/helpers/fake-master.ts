@@ -136,6 +136,7 @@ export class FakeMaster {
         boxKey: box.publicKey,
         creds: sealCredentials(creds, auth.boxKey, box),
         rsyncPort: this.opts.rsync?.port ?? 1,
+        rsyncTls: false,
         paths: this.opts.paths.map((p) => ({ name: p.name, exclude: p.exclude ?? [] })),
       };
       const peer = new FakePeer(ws, hello.name, conn!, session, auth, this.opts.signer, key ?? null);

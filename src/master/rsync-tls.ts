@@ -1,0 +1,88 @@
+// The rsync daemon behind TLS. rsync's daemon protocol is plain text: file
+// names, contents and the challenge-response all cross the wire in the clear.
+// With `tls` configured, the daemon listens on loopback only and this front
+// takes the public rsync port, terminating TLS with the master's certificate
+// and relaying each connection to the daemon. Agents connect through
+// `openssl s_client` (agent/rsync-tls.ts).
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+
+/** A client that has not finished its TLS handshake by then is dropped. */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** How long a connection whose other side closed may take to flush and close. */
+const LINGER_MS = 5_000;
+
+export interface RsyncTlsFrontOptions {
+  host: string;
+  port: number;
+  cert: Buffer;
+  key: Buffer;
+  /** where the rsync daemon listens (loopback) */
+  backend: { host: string; port: number };
+  onError?: (what: string, err: Error) => void;
+}
+
+export class RsyncTlsFront {
+  private server: Server | null = null;
+  private readonly open = new Set<Socket>();
+
+  constructor(private readonly opts: RsyncTlsFrontOptions) {}
+
+  async start(): Promise<void> {
+    const { host, port, cert, key } = this.opts;
+    const server = createServer({ cert, key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS, minVersion: 'TLSv1.2' });
+    server.on('secureConnection', (s) => this.relay(s));
+    // Failed handshakes (port scanners, clients without the CA) are routine.
+    server.on('tlsClientError', (_err, s) => s.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.opts.onError?.('TLS listener', err));
+    this.server = server;
+  }
+
+  private relay(front: TLSSocket): void {
+    const back = connect(this.opts.backend);
+    back.once('error', (err) => this.opts.onError?.('connection to the rsync daemon', err));
+    const pair = [front, back] as const;
+    for (const [s, other] of [pair, [back, front] as const]) {
+      // rsync's small request/response exchanges stall on Nagle otherwise.
+      s.setNoDelay(true);
+      this.open.add(s);
+      s.on('error', () => undefined); // a reset peer: 'close' follows
+      s.once('close', () => {
+        this.open.delete(s);
+        // What one side said last still reaches the other, then both are gone;
+        // a peer that stops reading does not keep its socket forever.
+        other.end();
+        setTimeout(() => other.destroy(), LINGER_MS).unref();
+      });
+    }
+    front.pipe(back);
+    back.pipe(front);
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    for (const s of this.open) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** A loopback port free right now, for the daemon behind the front (rsync cannot take port 0). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createTcpServer();
+    srv.once('error', reject);
+    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
