@@ -5,6 +5,7 @@
 // looked for, and not found, in every byte that crosses it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,7 +13,7 @@ import { join } from 'node:path';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { FakeAgent } from './helpers/fake-agent.js';
 import { listTree, masterPub, readText, rsync, run, signerOf } from './helpers/security.js';
-import { isAlive, rsyncDaemonOf } from './helpers/procs.js';
+import { descendants, isAlive, rsyncDaemonOf, waitGone } from './helpers/procs.js';
 import { tlsConnectProg } from '../src/agent/rsync-tls.js';
 
 /** A TCP relay to `port` that keeps every byte it carries, both ways. */
@@ -63,7 +64,11 @@ describe('security: TLS between agent and master', { timeout: 120_000 }, () => {
     c = new Cluster({
       agents: 2,
       master: { tls: right },
-      agent: (i) => ({ master: { url: `wss://127.0.0.1:${c.masterPort}`, key: c.masterKeyPub, ca: i === 0 ? right.cert : other.cert } }),
+      agent: (i) => ({
+        master: { url: `wss://127.0.0.1:${c.masterPort}`, key: c.masterKeyPub, ca: i === 0 ? right.cert : other.cert },
+        // Slow enough that a big file is still on its way when the agent is stopped.
+        rsync: { bwlimit: 5_000 },
+      }),
     });
     await c.setup();
     writeFileSync(join(c.origin(), 'before.txt'), 'over TLS');
@@ -173,6 +178,22 @@ describe('security: TLS between agent and master', { timeout: 120_000 }, () => {
       await relay.close();
       rmSync(dst, { recursive: true, force: true });
     }
+  });
+
+  test('an agent stopped mid-transfer leaves no rsync or openssl behind', async () => {
+    await c.waitIdle(30_000, [0]);
+    writeFileSync(join(c.origin(), 'big.bin'), randomBytes(20 * 2 ** 20));
+    const pid = c.agents[0]!.child.pid!;
+    let tree: number[] = [];
+    await waitFor(() => {
+      const below = descendants(pid);
+      tree = below.map((p) => p.pid);
+      return below.some((p) => p.argv[0]?.endsWith('openssl') === true);
+    }, 15_000, 'the pull to run through openssl');
+    await c.stopAgent(0, 'SIGTERM');
+    await waitGone(tree, 5_000);
+    c.startAgent(0);
+    await c.waitConverged(0, 60_000);
   });
 
   test('kill -9 of the master: the next one removes the daemon left behind its TLS front, and syncs resume', async () => {
