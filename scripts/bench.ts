@@ -18,6 +18,7 @@ import { watchScale } from './bench/watch-scale.js';
 import { fanout } from './bench/fanout.js';
 import { isolation } from './bench/isolation.js';
 import { signing } from './bench/signing.js';
+import { tls } from './bench/tls.js';
 
 const WORKLOADS: Record<string, (ctx: Ctx) => Promise<WorkloadResult>> = {
   signing,
@@ -28,6 +29,7 @@ const WORKLOADS: Record<string, (ctx: Ctx) => Promise<WorkloadResult>> = {
   'watch-scale': watchScale,
   fanout,
   isolation,
+  tls,
 };
 
 function usage(code: number, why?: string): never {

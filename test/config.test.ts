@@ -194,7 +194,7 @@ function agentDefaults(dir: string, file: string): AgentConfig {
     key: path.join(dir, 'secret.key'),
     master: { url: 'ws://origin.example:7070', key: K1 },
     state: path.join(dir, 'state'),
-    rsync: { binary: 'rsync', openssl: 'openssl', bwlimit: 0, extra: [], timeout: 60 },
+    rsync: { binary: 'rsync', bwlimit: 0, extra: [], timeout: 60 },
     paths: [{ name: 'www', target: path.join(dir, 'www'), maxDelete: 0 }],
   };
 }
@@ -225,7 +225,7 @@ describe('valid agent configs', () => {
       key: 'secret.key',
       master: { url: 'wss://[::1]:8443/inosync', key: K1, ca: 'ca.pem', rsyncHost: 'rsync.origin.example' },
       state: './state/',
-      rsync: { binary: process.execPath, openssl: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
+      rsync: { binary: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
       paths: [{ name: 'www', target: 'www' }, { name: 'data', target: path.join(dir, 'data'), maxDelete: 100 }],
     }, null, 2));
     const { config, problems } = parseAgentConfig(file);
@@ -236,7 +236,7 @@ describe('valid agent configs', () => {
       key: path.join(dir, 'secret.key'),
       master: { url: 'wss://[::1]:8443/inosync', key: K1, ca: path.join(dir, 'ca.pem'), rsyncHost: 'rsync.origin.example' },
       state: path.join(dir, 'state'),
-      rsync: { binary: process.execPath, openssl: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
+      rsync: { binary: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
       paths: [
         { name: 'www', target: path.join(dir, 'www'), maxDelete: 0 },
         { name: 'data', target: path.join(dir, 'data'), maxDelete: 100 },
@@ -722,16 +722,6 @@ describe('agent specifics', () => {
     const p = problemAt(parseAgentConfig(file).problems, 'master.ca');
     assert.equal(p.severity, 'warning');
     assert.equal(p.line, 5);
-  });
-
-  test('openssl is needed, and checked, only for a wss:// master', () => {
-    const dir = workspace();
-    const missing = `${MINIMAL_AGENT}rsync:\n  openssl: no-such-openssl\n`;
-    assert.deepEqual(parseAgentConfig(write(dir, 'ws.yaml', missing)).problems, [], 'ws:// never runs it');
-    const file = write(dir, 'wss.yaml', missing.replace('ws://', 'wss://'));
-    const p = problemAt(parseAgentConfig(file).problems, 'rsync.openssl');
-    assert.equal(p.line, 11);
-    assert.match(p.reason, /"no-such-openssl" was not found in PATH; install openssl/);
   });
 
   test('extra rsync options: allowed, not options, and denied', () => {

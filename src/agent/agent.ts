@@ -16,7 +16,7 @@ import { NONCE_BYTES, parseBatch, parseChallenge, parseWelcome, type Batch, type
 import { verifierFor, type Signer, type Verifier } from '../protocol/sign.js';
 import { PROTOCOL_VERSION, SOFTWARE_VERSION } from '../protocol/version.js';
 import { AppliedStore } from './applied-state.js';
-import { tlsConnectProg } from './rsync-tls.js';
+import { TlsTunnel } from './tls-tunnel.js';
 import { Applier, type ApplierPath } from './applier.js';
 import { killAllRsync } from './rsync-run.js';
 
@@ -52,6 +52,8 @@ export class Agent {
   private readonly log: Logger;
   private readonly store: AppliedStore;
   readonly applier: Applier;
+  /** carries rsync to a master whose rsync port speaks TLS */
+  private tunnel: TlsTunnel | null = null;
   private c: Connection | null = null;
   private creds: RsyncCredentials | null = null;
   /** master run whose batches we are following, and the highest seq seen in it */
@@ -94,7 +96,21 @@ export class Agent {
     });
   }
 
-  start(): void {
+  async start(): Promise<void> {
+    const { url, ca } = this.config.master;
+    // Only a wss:// master can have a TLS rsync port; the welcome says if it does.
+    if (url.startsWith('wss:')) {
+      this.tunnel = new TlsTunnel({
+        ...(ca ? { ca: readFileSync(ca) } : {}),
+        onError: (err, target) => {
+          const where = { rsync: `${target.host}:${target.port}`, err };
+          if (TLS_VERIFY_ERROR.test((err as NodeJS.ErrnoException).code ?? '')) {
+            this.log.error("rsync over TLS: cannot verify the master's certificate: check master.ca and master.rsyncHost", where);
+          } else this.log.warn('rsync over TLS: connection to the master failed', where);
+        },
+      });
+      await this.tunnel.listen();
+    }
     this.connect();
   }
 
@@ -250,6 +266,12 @@ export class Agent {
 
   private applierPaths(w: Welcome, creds: RsyncCredentials): ApplierPath[] {
     const host = this.config.master.rsyncHost ?? new URL(this.config.master.url).hostname;
+    let via = `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${w.rsyncPort}`;
+    if (w.rsyncTls) {
+      if (!this.tunnel) throw new Error('the master serves rsync over TLS, but this agent reached it without TLS; use a wss:// url');
+      this.tunnel.target = { host, port: w.rsyncPort };
+      via = `127.0.0.1:${this.tunnel.port}`;
+    }
     const out: ApplierPath[] = [];
     for (const p of this.config.paths) {
       const remote = w.paths.find((m) => m.name === p.name);
@@ -259,10 +281,7 @@ export class Agent {
         target: p.target,
         maxDelete: p.maxDelete,
         excludes: remote.exclude,
-        url: `rsync://${creds.user}@${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${w.rsyncPort}/${p.name}/`,
-        ...(w.rsyncTls
-          ? { connectProg: tlsConnectProg({ openssl: this.config.rsync.openssl, host, port: w.rsyncPort, ...(this.config.master.ca !== undefined ? { ca: this.config.master.ca } : {}) }) }
-          : {}),
+        url: `rsync://${creds.user}@${via}/${p.name}/`,
       });
     }
     return out;
@@ -312,6 +331,7 @@ export class Agent {
     }
     killAllRsync();
     await this.applier.stop();
+    await this.tunnel?.close();
     c?.ws.terminate();
   }
 }

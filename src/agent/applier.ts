@@ -16,10 +16,8 @@ export interface ApplierPath {
   target: string;
   maxDelete: number;
   excludes: string[];
-  /** rsync://user@host:port/module/ */
+  /** rsync://user@host:port/module/ (behind TLS, the agent's tunnel on 127.0.0.1) */
   url: string;
-  /** RSYNC_CONNECT_PROG when the master's rsync port speaks TLS (rsync-tls.ts) */
-  connectProg?: string;
 }
 
 export interface ApplierDeps {
@@ -187,7 +185,7 @@ export class Applier {
       isRoot: process.getuid?.() === 0,
     });
     const base = { path: p.name, full: changes.full, files: 0, bytes: 0, deleted: 0 };
-    const command = (p.connectProg !== undefined ? `RSYNC_CONNECT_PROG=${shellQuote([p.connectProg])} ` : '') + shellQuote([this.deps.rsync.binary, ...args]);
+    const command = shellQuote([this.deps.rsync.binary, ...args]);
     if (this.deps.dryRun) {
       const list = stdin ? stdin.toString('utf8').split('\0').filter(Boolean) : [];
       this.deps.log.info('dry run: would run', { command, includeList: list });
@@ -210,7 +208,7 @@ export class Applier {
         this.deps.onProgress!(p.name, Math.min(100, Number(m[1])));
       };
     }
-    const out = await runRsync(this.deps.rsync.binary, args, stdin, { password: this.deps.password(), connectProg: p.connectProg }, onStdout);
+    const out = await runRsync(this.deps.rsync.binary, args, stdin, this.deps.password(), onStdout);
     if (out.spawnError) {
       return { ...base, kind: 'retry', exit: null, message: out.spawnError, durationMs: out.durationMs };
     }

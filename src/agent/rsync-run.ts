@@ -30,7 +30,7 @@ export function runRsync(
   binary: string,
   args: string[],
   stdin: Buffer | null,
-  secrets: { password: string | null; connectProg?: string | undefined },
+  password: string | null,
   onStdout?: (chunk: Buffer) => void,
 ): Promise<RsyncOutcome> {
   const started = performance.now();
@@ -40,8 +40,7 @@ export function runRsync(
     // redirect the connection or replace the credentials.
     delete env.RSYNC_PASSWORD;
     delete env.RSYNC_CONNECT_PROG;
-    if (secrets.password !== null) env.RSYNC_PASSWORD = secrets.password;
-    if (secrets.connectProg !== undefined) env.RSYNC_CONNECT_PROG = secrets.connectProg;
+    if (password !== null) env.RSYNC_PASSWORD = password;
     let child: ChildProcess;
     try {
       child = spawn(binary, args, { env, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });

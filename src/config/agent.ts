@@ -37,7 +37,6 @@ function agentSchema(dir: string) {
     state: optional(filePath(dir).prefault('/var/lib/inosync')),
     rsync: optional(z.strictObject({
       binary: optional(binary(dir).prefault('rsync')),
-      openssl: optional(binary(dir).prefault('openssl')),
       bwlimit: optional(wholeNumber(0).default(0)),
       extra: optional(z.array(vettedString(rsyncExtraProblem)).default(() => [])),
       timeout: optional(wholeNumber(0, MAX_TIMER_SECONDS).default(60)),
@@ -92,10 +91,6 @@ function fsProblems(src: ConfigSource, c: AgentConfig, opts: ParseOptions): Conf
   if (c.master.ca !== undefined) check(['master', 'ca'], regularFileProblem(c.master.ca));
   check(['state'], stateDirProblem(c.state));
   check(['rsync', 'binary'], binaryProblem(c.rsync.binary));
-  // Only a TLS master's rsync needs it, and only a wss:// master has TLS.
-  if (c.master.url.startsWith('wss:')) {
-    check(['rsync', 'openssl'], binaryProblem(c.rsync.openssl, 'openssl (rsync to a TLS master goes through it)'));
-  }
   c.paths.forEach((p, i) => check(['paths', i, 'target'], directoryProblem(p.target, true)));
   return out;
 }

@@ -83,18 +83,18 @@ export function stateDirProblem(dir: string): string | null {
 }
 
 /** A binary given by name is looked up in PATH, the way rsync would be spawned. */
-export function binaryProblem(binary: string, pkg = 'rsync', searchPath = process.env['PATH'] ?? ''): string | null {
+export function binaryProblem(binary: string, searchPath = process.env['PATH'] ?? ''): string | null {
   if (binary.includes('/')) return executableProblem(binary);
   for (const dir of searchPath.split(path.delimiter)) {
     if (dir !== '' && executableProblem(path.join(dir, binary)) === null) return null;
   }
-  return `"${binary}" was not found in PATH; install ${pkg} or set the binary to its absolute path`;
+  return `"${binary}" was not found in PATH; install rsync or set the binary to its absolute path`;
 }
 
 function executableProblem(file: string): string | null {
   const s = statOf(file);
   if ('problem' in s) return s.problem;
-  if (!s.stat.isFile()) return `${file} is not a regular file; point this at the executable`;
+  if (!s.stat.isFile()) return `${file} is not a regular file; point this at the rsync executable`;
   try {
     fs.accessSync(file, fs.constants.X_OK);
   } catch {

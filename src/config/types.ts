@@ -79,8 +79,6 @@ export interface AgentConfig {
   state: string;
   rsync: {
     binary: string;
-    /** the openssl that carries rsync to a master whose rsync port speaks TLS */
-    openssl: string;
     /** KB/s, 0 = no limit (the seed's `rspeed`) */
     bwlimit: number;
     /** raw extra arguments (the seed's `extra`) */

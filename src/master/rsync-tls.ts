@@ -2,8 +2,8 @@
 // names, contents and the challenge-response all cross the wire in the clear.
 // With `tls` configured, the daemon listens on loopback only and this front
 // takes the public rsync port, terminating TLS with the master's certificate
-// and relaying each connection to the daemon. Agents connect through
-// `openssl s_client` (agent/rsync-tls.ts).
+// and relaying each connection to the daemon. Agents reach it through a
+// tunnel of their own (agent/tls-tunnel.ts).
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 
