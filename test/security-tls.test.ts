@@ -113,6 +113,7 @@ describe('security: TLS between agent and master', { timeout: 120_000 }, () => {
 
   test('the rsync port speaks only TLS, and the daemon behind it listens on loopback only', async () => {
     assert.match(readText(c.master!.log), /rsync daemon behind TLS/);
+    assert.equal((await c.fetchStatus())?.rsyncd.tls, true, 'status says so');
     const daemon = rsyncDaemonOf(c.master!.child.pid!);
     assert.ok(daemon, 'the master runs its rsync daemon');
     assert.ok(daemon.argv.includes('--address=127.0.0.1'), daemon.argv.join(' '));

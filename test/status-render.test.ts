@@ -82,7 +82,7 @@ function status(nodes: NodeStatus[], over: Partial<MasterStatus> = {}): MasterSt
       { name: 'www', watch: '/srv/www', backend: 'chokidar', paused: null, watchErrors: 0, lastEvent: ago(3) },
       { name: 'data', watch: '/srv/data', backend: 'parcel', paused: null, watchErrors: 2, lastEvent: null },
     ],
-    rsyncd: { running: true, restarts: 1, lastError: null },
+    rsyncd: { running: true, restarts: 1, lastError: null, tls: false },
     refusals: [
       { at: ago(5), node: 'never', address: '10.0.0.9:4000', reason: 'bad signature' },
       { at: ago(4), node: null, address: '10.0.0.8:4000', reason: 'unknown node' },
@@ -163,7 +163,7 @@ test('label values with backslash, quote and newline round-trip', () => {
   const weird = 'we"ird\\path\nnext';
   const s = status([node('a\\"b', 'idle')], {
     paths: [{ name: weird, watch: '/x', backend: 'chokidar', paused: 'root replaced', watchErrors: 5, lastEvent: null }],
-    rsyncd: { running: false, restarts: 3, lastError: 'exited 10' },
+    rsyncd: { running: false, restarts: 3, lastError: 'exited 10', tls: false },
   });
   const text = renderMetrics(s);
   assert.ok(text.includes('path="we\\"ird\\\\path\\nnext"'), text);
@@ -195,6 +195,8 @@ test('the table shows every node with its state, lag and error', () => {
   assert.match(lines[0]!, /inosync master 1\.2\.3/);
   assert.match(lines[0]!, /up 1h00m/);
   assert.match(lines[0]!, /rsyncd running \(1 restarts\)/);
+  assert.match(renderStatusTable(status(everyState(), { rsyncd: { running: true, restarts: 1, lastError: null, tls: true } }), { now: NOW }), /rsyncd running \(TLS, 1 restarts\)/);
+  assert.match(renderStatusTable(status(everyState(), { rsyncd: { running: true, restarts: 0, lastError: null, tls: true } }), { now: NOW }), /rsyncd running \(TLS\)  /);
   assert.match(lines[0]!, /2 recent refusals/);
   assert.match(lines[1]!, /paths: www, data/);
   const header = lines.find((l) => l.startsWith('NODE'))!;
@@ -251,7 +253,7 @@ test('ages default to the master clock, not the local one', () => {
 test('the header flags paused paths and a stopped rsync daemon', () => {
   const s = status([node('calm', 'idle')], {
     paths: [{ name: 'www', watch: '/srv/www', backend: 'chokidar', paused: 'watch root was replaced', watchErrors: 0, lastEvent: null }],
-    rsyncd: { running: false, restarts: 4, lastError: 'bind: address in use' },
+    rsyncd: { running: false, restarts: 4, lastError: 'bind: address in use', tls: false },
     refusals: [],
   });
   const out = renderStatusTable(s, { now: NOW });
@@ -306,7 +308,7 @@ test('exit code 0 only when every node is connected and current', () => {
 
 test('a paused path or a stopped rsync daemon is degraded too', () => {
   const base = status([node('a', 'idle')]);
-  assert.equal(statusExitCode({ ...base, rsyncd: { running: false, restarts: 0, lastError: null } }), 1);
+  assert.equal(statusExitCode({ ...base, rsyncd: { running: false, restarts: 0, lastError: null, tls: false } }), 1);
   assert.equal(statusExitCode({ ...base, paths: [{ ...base.paths[0]!, paused: 'root replaced' }] }), 1);
 });
 

@@ -42,7 +42,7 @@ function status(nodes: NodeStatus[]): MasterStatus {
     uptimeSeconds: 5,
     batches: 3,
     paths: [{ name: 'www', watch: '/srv/www', backend: 'chokidar', paused: null, watchErrors: 0, lastEvent: null }],
-    rsyncd: { running: true, restarts: 0, lastError: null },
+    rsyncd: { running: true, restarts: 0, lastError: null, tls: false },
     refusals: [],
     nodes,
   };

@@ -116,12 +116,18 @@ function stateCell(n: NodeStatus): string {
   return clean(n.state) + pct + paced;
 }
 
+/** " (a, b)" of the non-empty notes, or "" */
+function parenthesize(notes: string[]): string {
+  const some = notes.filter((n) => n !== '');
+  return some.length > 0 ? ` (${some.join(', ')})` : '';
+}
+
 function headerLines(s: MasterStatus, paint: (t: Tone, v: string) => string): string[] {
   const rs = s.rsyncd;
   const rsyncd = !rs
     ? 'rsyncd unknown'
     : rs.running
-      ? `rsyncd running${rs.restarts > 0 ? ` (${rs.restarts} restarts)` : ''}`
+      ? `rsyncd running${parenthesize([rs.tls === true ? 'TLS' : '', rs.restarts > 0 ? `${rs.restarts} restarts` : ''])}`
       : paint('red', `rsyncd DOWN${rs.lastError ? `: ${truncate(clean(rs.lastError), ERROR_WIDTH)}` : ''}`);
   const refusals = (s.refusals ?? []).length;
   const refusalText = `${refusals} recent refusal${refusals === 1 ? '' : 's'}`;

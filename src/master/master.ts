@@ -76,7 +76,8 @@ export interface MasterStatus {
   uptimeSeconds: number;
   batches: number;
   paths: { name: string; watch: string; backend: string; paused: string | null; watchErrors: number; lastWatchProblem?: { at: string; kind: string; message: string } | null; lastEvent: string | null }[];
-  rsyncd: { running: boolean; restarts: number; lastError: string | null };
+  /** `tls`: agents reach the daemon through the master's TLS front */
+  rsyncd: { running: boolean; restarts: number; lastError: string | null; tls: boolean };
   refusals: { at: string; node: string | null; address: string | null; reason: string }[];
   /** refusals since start (the list above keeps only the last 20) */
   refusalsTotal?: number;
@@ -618,7 +619,7 @@ export class Master implements SessionHost {
         lastWatchProblem: wp.lastWatchProblem && { ...wp.lastWatchProblem, at: new Date(wp.lastWatchProblem.at).toISOString() },
         lastEvent: wp.lastEvent === null ? null : new Date(wp.lastEvent).toISOString(),
       })),
-      rsyncd: { running: rs.running, restarts: rs.restarts, lastError: rs.lastError ?? null },
+      rsyncd: { running: rs.running, restarts: rs.restarts, lastError: rs.lastError ?? null, tls: this.rsyncTls !== null },
       refusals: [...this.refusals],
       refusalsTotal: this.refusalsTotal,
       nodes: [...this.nodes.values()].map((n) => {
