@@ -316,6 +316,14 @@ export class Agent {
   }
 
   hup(): void {
+    // Waiting out a backoff (say, refused until the master's config lists
+    // this node): try now.
+    if (this.reconnectTimer && !this.stopped) {
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      this.attempt = 0;
+      this.connect();
+    }
     this.applier.retryNow();
   }
 

@@ -18,8 +18,10 @@ export interface DaemonCliOptions {
 export interface Runnable {
   start(): Promise<void> | void;
   stop(): Promise<void>;
-  /** SIGHUP: the master reconciles every node, the agent retries now. */
+  /** SIGHUP: the master reloads its nodes, the agent reconnects and retries now. */
   hup?(): void;
+  /** SIGUSR2: the master reconciles every node. */
+  usr2?(): void;
 }
 
 export async function runDaemonCli(
@@ -56,6 +58,11 @@ export async function runDaemonCli(
     process.on('SIGHUP', () => {
       log.info('SIGHUP');
       daemon.hup?.();
+    });
+    // Node's default for SIGUSR2 is to die; SIGUSR1 is left to its debugger.
+    process.on('SIGUSR2', () => {
+      log.info('SIGUSR2');
+      daemon.usr2?.();
     });
     await daemon.start();
   } catch (err) {

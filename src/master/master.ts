@@ -23,6 +23,8 @@ import { NodeTracker, type NodeStatus } from './node-tracker.js';
 import { AgentSession, type SessionHost } from './session.js';
 import { checkRoot, type RootIdentity } from './root-guard.js';
 import { makeCredentials } from './credentials.js';
+import { nodesChange, restartOnlyChanges } from './reload.js';
+import { loadMasterConfig } from '../config/load.js';
 import { RsyncDaemon } from './rsyncd.js';
 import { freeLoopbackPort, RsyncTlsFront } from './rsync-tls.js';
 import { startWatcher } from './watcher/index.js';
@@ -117,7 +119,8 @@ export class Master implements SessionHost {
   private statusServer: { port: number; close(): Promise<void> } | null = null;
 
   constructor(
-    readonly config: MasterConfig,
+    /** replaced, `nodes` only, by reload() */
+    public config: MasterConfig,
     opts: MasterOptions = {},
   ) {
     this.log = opts.log ?? makeLogger({ component: 'master' });
@@ -348,7 +351,8 @@ export class Master implements SessionHost {
   }
 
   onMessage(s: AgentSession, m: AgentMessage): void {
-    const node = this.nodes.get(s.node!)!;
+    const node = this.nodes.get(s.node!);
+    if (!node) return; // removed by a reload while this frame was on its way
     const now = Date.now();
     switch (m.t) {
       case 'ack':
@@ -486,7 +490,60 @@ export class Master implements SessionHost {
   }
 
   hup(): void {
-    this.reconcile('SIGHUP');
+    void this.reload();
+  }
+
+  usr2(): void {
+    this.reconcile('SIGUSR2');
+  }
+
+  /**
+   * SIGHUP: read the config file again and apply its `nodes` (add, remove,
+   * re-key mirrors) without touching the other nodes' connections. Anything
+   * else that changed is named in the log and waits for a restart; a config
+   * with errors is refused and the running one kept.
+   */
+  async reload(): Promise<void> {
+    const file = this.config.file;
+    let next: MasterConfig;
+    try {
+      next = loadMasterConfig(file);
+    } catch (err) {
+      this.log.error('reload refused: the config has errors; still running with the one loaded before', { file, err: (err as Error).message });
+      return;
+    }
+    const later = restartOnlyChanges(this.config, next);
+    if (later.length > 0) this.log.warn('reload: these keys changed and take effect only at the next restart', { file, keys: later.join(', ') });
+    const ch = nodesChange(this.config.nodes, next.nodes);
+    const gone = new Set([...ch.removed, ...ch.rekeyed]);
+    // First out: their sessions, ready or in the handshake, and what they were owed.
+    for (const s of [...this.sessions.values(), ...this.handshaking]) {
+      if (s.node === null || !gone.has(s.node)) continue;
+      if (this.sessions.get(s.node) === s) this.sessions.delete(s.node);
+      this.handshaking.delete(s);
+      s.close(CLOSE.unauthorized, ch.removed.includes(s.node) ? 'removed from the master config' : 'its key changed in the master config');
+    }
+    for (const name of ch.removed) {
+      this.nodes.delete(name);
+      this.verifiers.delete(name);
+      this.credentials.delete(name);
+    }
+    const pathNames = this.config.paths.map((p) => p.name);
+    for (const n of next.nodes) {
+      if (!ch.added.includes(n.name) && !ch.rekeyed.includes(n.name)) continue;
+      const pub = parsePublicKey(n.key);
+      this.verifiers.set(n.name, verifierFor(pub));
+      // A re-keyed node starts afresh too: whoever held the old key held its credentials.
+      this.nodes.set(n.name, new NodeTracker(n.name, pub, pathNames, this.config.maxPending));
+      this.credentials.set(n.name, makeCredentials([n.name]).get(n.name)!);
+    }
+    this.config = { ...this.config, nodes: next.nodes };
+    if (ch.added.length + ch.removed.length + ch.rekeyed.length === 0) {
+      this.log.info('reload: nodes unchanged', { file });
+      return;
+    }
+    if (!this.dryRun) await this.rsyncd.setCredentials(this.credentials);
+    this.log.info('reload: nodes updated', { file, added: ch.added.join(',') || '-', removed: ch.removed.join(',') || '-', rekeyed: ch.rekeyed.join(',') || '-' });
   }
 
   /** Marks every path for a full sync on every node (drift repair, lost events). */

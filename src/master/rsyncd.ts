@@ -110,7 +110,7 @@ export class RsyncDaemon extends EventEmitter {
   private readonly timing: RsyncDaemonTiming;
   private readonly runAs: { uid: number; gid: number };
   private readonly privileged: boolean;
-  private readonly users: RsyncdUser[];
+  private users: RsyncdUser[];
   private dir: string | null = null;
   /** the supervised daemon, once it accepted connections */
   private child: Spawned | null = null;
@@ -150,6 +150,15 @@ export class RsyncDaemon extends EventEmitter {
       restarts: this.restarts,
       lastError: this.lastError,
     };
+  }
+
+  /**
+   * New credentials (a master reloading its nodes). The daemon reads its
+   * config and secrets afresh for every connection, so it keeps running.
+   */
+  async setCredentials(credentials: ReadonlyMap<string, RsyncdUser> | readonly RsyncdUser[]): Promise<void> {
+    this.users = [...(isMap(credentials) ? credentials.values() : credentials)];
+    if (this.dir !== null) await this.writeFiles();
   }
 
   /** Resolves once the daemon accepts connections on host:port. */
