@@ -25,6 +25,7 @@ import { checkRoot, type RootIdentity } from './root-guard.js';
 import { makeCredentials } from './credentials.js';
 import { nodesChange, restartOnlyChanges } from './reload.js';
 import { loadMasterConfig } from '../config/load.js';
+import { formatProblem } from '../config/errors.js';
 import { RsyncDaemon } from './rsyncd.js';
 import { freeLoopbackPort, RsyncTlsFront } from './rsync-tls.js';
 import { startWatcher } from './watcher/index.js';
@@ -490,7 +491,7 @@ export class Master implements SessionHost {
   }
 
   hup(): void {
-    void this.reload();
+    this.reload().catch((err: unknown) => this.log.error('reload failed; the nodes may be only partly updated, restart the master', { err }));
   }
 
   usr2(): void {
@@ -504,10 +505,16 @@ export class Master implements SessionHost {
    * with errors is refused and the running one kept.
    */
   async reload(): Promise<void> {
+    if (this.stopped) return;
     const file = this.config.file;
     let next: MasterConfig;
     try {
-      next = loadMasterConfig(file);
+      // The filesystem as it is now (a paused path's missing marker, say)
+      // must not block a change of nodes; only the config's own errors do.
+      next = loadMasterConfig(file, {
+        fsChecksAsWarnings: true,
+        onWarning: (p) => this.log.warn('reload: config warning', { problem: formatProblem(p) }),
+      });
     } catch (err) {
       this.log.error('reload refused: the config has errors; still running with the one loaded before', { file, err: (err as Error).message });
       return;

@@ -529,9 +529,10 @@ function liveGroupMembers(pgid: number): number {
 
 /**
  * Daemons started by this code (runtime dir name, argv shape) on `port`, or
- * behind the TLS front on `front`, whose supervisor is gone: each is a group leader (connection children are not)
- * whose parent is no longer the pid in its owner file. A daemon from before
- * owner files counts only once init has adopted it.
+ * behind the TLS front on `front`, whose supervisor is gone: each is a group
+ * leader (connection children are not) whose parent is no longer the pid in
+ * its owner file. A daemon from before owner files counts only once init has
+ * adopted it.
  */
 function orphanedDaemons(port: number, front: number | undefined): { pid: number; dir: string }[] {
   let entries: string[];
