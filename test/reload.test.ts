@@ -36,6 +36,10 @@ test('restartOnlyChanges names every other key that changed, nested or not', () 
   assert.deepEqual(restartOnlyChanges(base, structuredClone(base)), []);
   const changed = { ...structuredClone(base), delay: 1, rsync: { ...base.rsync, binary: '/usr/bin/rsync' }, tls: { cert: 'c', key: 'k' } } as MasterConfig;
   assert.deepEqual(restartOnlyChanges(base, changed), ['delay', 'rsync', 'tls']);
+  const withTls = { ...structuredClone(base), tls: { cert: '/a.crt', key: '/a.key' } } as MasterConfig;
+  const renewed = { ...structuredClone(base), tls: { cert: '/b.crt', key: '/b.key' } } as MasterConfig;
+  assert.deepEqual(restartOnlyChanges(withTls, renewed), [], 'a certificate kept on is read again, wherever it is');
+  assert.deepEqual(restartOnlyChanges(withTls, base), ['tls'], 'turning TLS off takes a restart');
   const paths = structuredClone(base);
   paths.paths[0]!.exclude.push('*.tmp');
   assert.deepEqual(restartOnlyChanges(base, paths), ['paths']);

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, waitFor } from './helpers/cluster.js';
@@ -50,6 +51,38 @@ async function selfSigned(dir: string, name: string): Promise<{ cert: string; ke
   ]);
   assert.equal(r.code, 0, r.stderr);
   return { cert, key };
+}
+
+/** A CA, and a way to issue it server certificates for 127.0.0.1 (as renewals are). */
+async function testCa(dir: string): Promise<{ ca: string; issue: (cert: string, key: string) => Promise<void> }> {
+  const ca = join(dir, 'ca.crt');
+  const caKey = join(dir, 'ca.key');
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const r = await run('openssl', ['req', '-x509', ...ec, '-days', '2', '-keyout', caKey, '-out', ca, '-subj', '/CN=inosync test CA']);
+  assert.equal(r.code, 0, r.stderr);
+  const ext = join(dir, 'leaf.ext');
+  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1\n');
+  return {
+    ca,
+    issue: async (cert, key) => {
+      const csr = join(dir, 'leaf.csr');
+      const req = await run('openssl', ['req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=inosync-master']);
+      assert.equal(req.code, 0, req.stderr);
+      const sign = await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-days', '2', '-out', cert, '-extfile', ext]);
+      assert.equal(sign.code, 0, sign.stderr);
+    },
+  };
+}
+
+/** The serial number of the certificate a TLS port presents, verified against `ca`. */
+function servedSerial(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(ca) }, () => {
+      resolve(s.getPeerCertificate().serialNumber);
+      s.destroy();
+    });
+    s.once('error', reject);
+  });
 }
 
 describe('security: TLS between agent and master', { timeout: 120_000 }, () => {
@@ -211,5 +244,56 @@ describe('security: TLS between agent and master', { timeout: 120_000 }, () => {
     assert.match(readText(c.master!.log), /killed an rsync daemon left running by a master that died/);
     writeFileSync(join(c.origin(), 'after-restart.txt'), 'after a crash, still over TLS');
     await c.waitConverged(0, 60_000);
+  });
+});
+
+describe('security: a renewed TLS certificate, loaded on SIGHUP', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'inosync-renew-'));
+  const cert = join(dir, 'master.crt');
+  const key = join(dir, 'master.key');
+  let c: Cluster;
+  let pki: Awaited<ReturnType<typeof testCa>>;
+
+  before(async () => {
+    pki = await testCa(dir);
+    await pki.issue(cert, key);
+    c = new Cluster({
+      agents: 1,
+      master: { tls: { cert, key } },
+      agent: () => ({ master: { url: `wss://127.0.0.1:${c.masterPort}`, key: c.masterKeyPub, ca: pki.ca } }),
+    });
+    await c.setup();
+    await c.start();
+  });
+
+  after(async () => {
+    await c?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const hup = async (what: RegExp): Promise<void> => {
+    const from = readText(c.master!.log).length;
+    c.master!.child.kill('SIGHUP');
+    await waitFor(() => what.test(readText(c.master!.log).slice(from)), 10_000, `the master to log ${what}`);
+  };
+
+  test('both ports present the new certificate; the agent keeps syncing; a broken one is refused', async () => {
+    const old = await servedSerial(c.masterPort, pki.ca);
+    assert.equal(await servedSerial(c.rsyncPort, pki.ca), old);
+    await pki.issue(cert, key);
+    await hup(/reload: TLS certificate loaded/);
+    const renewed = await servedSerial(c.masterPort, pki.ca);
+    assert.notEqual(renewed, old, 'the websocket port still presents the old certificate');
+    assert.equal(await servedSerial(c.rsyncPort, pki.ca), renewed, 'the rsync port presents the new one too');
+    writeFileSync(join(c.origin(), 'after-renewal.txt'), 'pulled through the renewed certificate');
+    await c.waitConverged(0);
+
+    // A half-written renewal (the key of another certificate) changes nothing.
+    const stray = join(dir, 'stray.key');
+    await pki.issue(join(dir, 'stray.crt'), stray);
+    writeFileSync(key, readFileSync(stray));
+    await hup(/reload: the TLS certificate or key does not load; still serving the previous one/);
+    assert.equal(await servedSerial(c.masterPort, pki.ca), renewed);
+    assert.equal(await servedSerial(c.rsyncPort, pki.ca), renewed);
   });
 });

@@ -2,8 +2,9 @@
 // node's account, and runs the rsync daemon agents pull from.
 import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { MasterConfig, MasterPath } from '../config/types.js';
 import { loadSecretKey } from '../common/keyfile.js';
@@ -100,7 +101,7 @@ export class Master implements SessionHost {
   private rsyncd: RsyncDaemon;
   /** set when agents reach the rsync daemon through TLS (rsync-tls.ts) */
   private rsyncTls: RsyncTlsFront | null = null;
-  private server: HttpServer | null = null;
+  private server: HttpServer | HttpsServer | null = null;
   private wss: WebSocketServer | null = null;
   private seq = 0;
   private batches = 0;
@@ -494,15 +495,33 @@ export class Master implements SessionHost {
     this.reload().catch((err: unknown) => this.log.error('reload failed; the nodes may be only partly updated, restart the master', { err }));
   }
 
+  /** Both TLS listeners take the files as they are now; a pair that does not load changes nothing. */
+  private reloadCertificate(tls: { cert: string; key: string }): void {
+    let pair: { cert: Buffer; key: Buffer };
+    try {
+      pair = { cert: readFileSync(tls.cert), key: readFileSync(tls.key) };
+      // Checked once before either listener takes it.
+      createSecureContext(pair);
+    } catch (err) {
+      this.log.error('reload: the TLS certificate or key does not load; still serving the previous one', { cert: tls.cert, key: tls.key, err: (err as Error).message });
+      return;
+    }
+    (this.server as HttpsServer | null)?.setSecureContext(pair);
+    this.rsyncTls?.setCertificate(pair.cert, pair.key);
+    this.config = { ...this.config, tls };
+    this.log.info('reload: TLS certificate loaded', { cert: tls.cert });
+  }
+
   usr2(): void {
     this.reconcile('SIGUSR2');
   }
 
   /**
    * SIGHUP: read the config file again and apply its `nodes` (add, remove,
-   * re-key mirrors) without touching the other nodes' connections. Anything
-   * else that changed is named in the log and waits for a restart; a config
-   * with errors is refused and the running one kept.
+   * re-key mirrors) without touching the other nodes' connections, and the
+   * TLS certificate and key (renewed). Anything else that changed is named in
+   * the log and waits for a restart; a config with errors is refused and the
+   * running one kept.
    */
   async reload(): Promise<void> {
     if (this.stopped) return;
@@ -521,6 +540,7 @@ export class Master implements SessionHost {
     }
     const later = restartOnlyChanges(this.config, next);
     if (later.length > 0) this.log.warn('reload: these keys changed and take effect only at the next restart', { file, keys: later.join(', ') });
+    if (this.config.tls && next.tls) this.reloadCertificate(next.tls);
     const ch = nodesChange(this.config.nodes, next.nodes);
     const gone = new Set([...ch.removed, ...ch.rekeyed]);
     // First out: their sessions, ready or in the handshake, and what they were owed.

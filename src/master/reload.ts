@@ -21,10 +21,14 @@ export function nodesChange(before: MasterConfig['nodes'], after: MasterConfig['
   };
 }
 
-/** Top-level keys other than `nodes` whose value differs: they take effect at the next start. */
+/**
+ * Top-level keys whose change takes a restart: all but `nodes`, and `tls`
+ * as long as it stays set (its files are read again: a renewed certificate).
+ */
 export function restartOnlyChanges(before: MasterConfig, after: MasterConfig): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   keys.delete('nodes');
   keys.delete('file');
+  if (before.tls && after.tls) keys.delete('tls');
   return [...keys].filter((k) => !isDeepStrictEqual(before[k as keyof MasterConfig], after[k as keyof MasterConfig])).sort();
 }

@@ -67,6 +67,11 @@ export class RsyncTlsFront {
     back.pipe(front);
   }
 
+  /** A renewed certificate: new connections present it, open ones keep theirs. */
+  setCertificate(cert: Buffer, key: Buffer): void {
+    this.server?.setSecureContext({ cert, key });
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
