@@ -4,19 +4,24 @@
 // and every mirror must become identical to the origin.
 //
 // usage: npm run soak -- --minutes N [--seed S] [--agents N] [--reconcile S]
-//        [--faults agent,master,rsyncd,link|none] [--keep] [--trace]
+//        [--faults agent,master,rsyncd,link|none] [--tls] [--keep] [--trace]
+// --tls serves wss:// and rsync over TLS (a certificate made with openssl).
 // --keep leaves the cluster's directory (logs, trees) behind; --trace prints
 // every churn operation.
 // Exit 0: all trees identical. Exit 1: the differences are printed.
 // Runs on network namespaces where it can (root, iproute2), else on loopback
 // and says so.
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
 import { Cluster } from '../test/helpers/cluster.js';
 import { Churn, Rng } from '../test/helpers/churn.js';
 import { hardKillAgent, hardKillMaster, killRsyncDaemon, labCluster, rsyncTempFiles } from '../test/helpers/faults.js';
 import { Lab } from '../test/helpers/netns.js';
 import { diffTrees, snapshotTree } from '../test/helpers/tree.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +32,7 @@ const { values } = parseArgs({
     reconcile: { type: 'string', default: '0' },
     faults: { type: 'string', default: 'agent,master,rsyncd,link' },
     keep: { type: 'boolean', default: false },
+    tls: { type: 'boolean', default: false },
     trace: { type: 'boolean', default: false },
   },
 });
@@ -38,7 +44,7 @@ const reconcile = Number(values.reconcile);
 const FAULTS = ['agent', 'master', 'rsyncd', 'link'];
 const faultKinds = values.faults === 'none' ? [] : values.faults.split(',');
 if (!(minutes > 0) || !Number.isInteger(seed) || !(agents >= 1) || !(reconcile >= 0) || faultKinds.some((k) => !FAULTS.includes(k))) {
-  process.stderr.write('usage: soak --minutes N [--seed S] [--agents N] [--reconcile S] [--faults agent,master,rsyncd,link|none] [--keep]\n');
+  process.stderr.write('usage: soak --minutes N [--seed S] [--agents N] [--reconcile S] [--faults agent,master,rsyncd,link|none] [--tls] [--keep]\n');
   process.exit(2);
 }
 
@@ -48,7 +54,7 @@ const say = (msg: string): void => {
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-say(`seed ${seed} (rerun with --seed ${seed}), ${minutes} min, ${agents} agents, reconcile ${reconcile || 'off'}`);
+say(`seed ${seed} (rerun with --seed ${seed}), ${minutes} min, ${agents} agents, reconcile ${reconcile || 'off'}${values.tls ? ', TLS' : ''}`);
 // Churn and faults draw from streams of their own, so each replays the same
 // sequence for a seed; how they interleave still depends on timing.
 const churnRng = new Rng(seed);
@@ -70,7 +76,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 try {
-  c = await labCluster(lab, { agents, master: { reconcile } });
+  c = await labCluster(lab, values.tls ? withTls(lab.address('master')) : { agents, master: { reconcile } });
   await c.start();
   exitCode = await soak(c);
 } catch (err) {
@@ -83,6 +89,23 @@ try {
 }
 say(exitCode === 0 ? 'PASS: every mirror is identical to the origin' : 'FAIL');
 process.exit(exitCode);
+
+/** Cluster options for wss:// and rsync over TLS, with a certificate for the master's address. */
+function withTls(address: string): Parameters<typeof labCluster>[1] {
+  const dir = mkdtempSync(join(tmpdir(), 'inosync-soak-tls-'));
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  const cert = join(dir, 'tls.crt');
+  const key = join(dir, 'tls.key');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-keyout', key, '-out', cert, '-subj', '/CN=inosync-soak', '-addext', `subjectAltName=IP:${address},IP:127.0.0.1`,
+  ], { stdio: 'ignore' });
+  return {
+    agents,
+    master: { reconcile, tls: { cert, key } },
+    agent: (_i, cl) => ({ master: { url: `wss://${cl.host}:${cl.masterPort}`, key: cl.masterKeyPub, ca: cert } }),
+  };
+}
 
 async function soak(c: Cluster): Promise<number> {
   const churn = new Churn(c.origin(), churnRng, { maxEntries: 2500, onOp: values.trace ? (op) => say(`op ${op}`) : undefined });
