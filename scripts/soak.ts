@@ -12,16 +12,16 @@
 // Runs on network namespaces where it can (root, iproute2), else on loopback
 // and says so.
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster } from '../test/helpers/cluster.js';
 import { Churn, Rng } from '../test/helpers/churn.js';
 import { hardKillAgent, hardKillMaster, killRsyncDaemon, labCluster, rsyncTempFiles } from '../test/helpers/faults.js';
 import { Lab } from '../test/helpers/netns.js';
+import { selfSignedCert } from '../test/helpers/certs.js';
 import { diffTrees, snapshotTree } from '../test/helpers/tree.js';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 
 const { values } = parseArgs({
   options: {
@@ -94,12 +94,7 @@ process.exit(exitCode);
 function withTls(address: string): Parameters<typeof labCluster>[1] {
   const dir = mkdtempSync(join(tmpdir(), 'inosync-soak-tls-'));
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const cert = join(dir, 'tls.crt');
-  const key = join(dir, 'tls.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-keyout', key, '-out', cert, '-subj', '/CN=inosync-soak', '-addext', `subjectAltName=IP:${address},IP:127.0.0.1`,
-  ], { stdio: 'ignore' });
+  const { cert, key } = selfSignedCert(dir, 'inosync-soak', `IP:${address},IP:127.0.0.1`);
   return {
     agents,
     master: { reconcile, tls: { cert, key } },

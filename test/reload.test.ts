@@ -53,11 +53,6 @@ describe('reloading the master config (SIGHUP)', { timeout: 180_000 }, () => {
     const cfg = JSON.parse(readFileSync(c.masterConfig, 'utf8')) as Record<string, unknown>;
     writeFileSync(c.masterConfig, JSON.stringify({ ...cfg, nodes, ...over }, null, 2));
   };
-  const hup = async (what: RegExp): Promise<void> => {
-    const from = readText(c.master!.log).length;
-    c.master!.child.kill('SIGHUP');
-    await waitFor(() => what.test(readText(c.master!.log).slice(from)), 10_000, `the master to log ${what}`);
-  };
   const nodeNames = async (): Promise<string[]> => (await c.fetchStatus())!.nodes.map((n) => n.name);
 
   before(async () => {
@@ -77,15 +72,21 @@ describe('reloading the master config (SIGHUP)', { timeout: 180_000 }, () => {
   });
 
   test('a node added to the config connects and converges; the others keep their connection', async () => {
-    await waitFor(() => /the master refused this agent/.test(readText(c.agents[1]!.log)), 15_000, 'mirror1 to be refused');
+    // Refused six times, mirror1 now waits at least 6 s (8 s +-25%) before it tries again.
+    const refusals = (): number => readText(c.agents[1]!.log).split('the master refused this agent').length - 1;
+    await waitFor(() => refusals() >= 6, 30_000, 'mirror1 to be refused six times');
     writeFileSync(join(c.origin(), 'one.txt'), 'one');
     await c.waitConverged(0);
     const since = (await c.fetchStatus())!.nodes.find((n) => n.name === c.agentName(0))!.connectedSince;
     writeNodes(all);
-    await hup(/reload: nodes updated .*added=mirror1/);
+    await c.signalMaster('SIGHUP', /reload: nodes updated .*added=mirror1/);
     assert.deepEqual(await nodeNames(), [c.agentName(0), c.agentName(1)]);
-    // The agent waits out its backoff, or comes at once when told to.
+    // Told to, the agent ends its backoff and comes at once.
+    const told = Date.now();
     c.agents[1]!.child.kill('SIGHUP');
+    await waitFor(() => /connected to master/.test(readText(c.agents[1]!.log)), 10_000, 'mirror1 to connect');
+    assert.ok(Date.now() - told < 3_000, `mirror1 took ${Date.now() - told} ms to connect after SIGHUP: it waited out its backoff`);
+    assert.equal(refusals(), 6, 'no attempt of its own came in between');
     await c.waitIdle(30_000);
     await c.waitConverged();
     const s = (await c.fetchStatus())!;
@@ -95,13 +96,20 @@ describe('reloading the master config (SIGHUP)', { timeout: 180_000 }, () => {
   test('a broken config is refused and the running one kept; other changes wait for a restart', async () => {
     const good = readFileSync(c.masterConfig, 'utf8');
     writeFileSync(c.masterConfig, good.replace('"nodes"', '"nodez"'));
-    await hup(/reload refused: the config has errors/);
+    await c.signalMaster('SIGHUP', /reload refused: the config has errors/);
     assert.deepEqual(await nodeNames(), [c.agentName(0), c.agentName(1)]);
     writeFileSync(c.masterConfig, good);
     writeNodes(all, { delay: 0.5 });
-    await hup(/these keys changed and take effect only at the next restart .*keys=delay/);
+    await c.signalMaster('SIGHUP', /these keys changed and take effect only at the next restart .*keys=delay/);
     writeFileSync(join(c.origin(), 'two.txt'), 'two');
     await c.waitConverged();
+  });
+
+  test('SIGUSR2: a full reconciliation repairs a mirror changed by hand', async () => {
+    await c.waitIdle(30_000);
+    writeFileSync(join(c.mirror(1), 'one.txt'), 'changed on the mirror, unknown to the origin');
+    await c.signalMaster('SIGUSR2', /full reconciliation .*reason=SIGUSR2/);
+    await c.waitConverged(undefined, 30_000);
   });
 
   test('a node removed from the config is cut off at once, and its rsync credentials stop working', async () => {
@@ -113,7 +121,7 @@ describe('reloading the master config (SIGHUP)', { timeout: 180_000 }, () => {
     const before = await rsync([url, join(c.dir, 'pulled-before.txt')], creds.password);
     assert.equal(before.code, 0, before.stderr);
     writeNodes(all.filter((n) => n.name !== c.agentName(0)));
-    await hup(/reload: nodes updated .*removed=mirror0/);
+    await c.signalMaster('SIGHUP', /reload: nodes updated .*removed=mirror0/);
     const closed = await fake.waitClosed();
     assert.deepEqual(closed, { code: 4401, reason: 'removed from the master config' });
     assert.deepEqual(await nodeNames(), [c.agentName(1)]);
@@ -128,7 +136,7 @@ describe('reloading the master config (SIGHUP)', { timeout: 180_000 }, () => {
     const from = log().length;
     // mirror1 now "has" mirror0's key: the real mirror1 no longer proves it.
     writeNodes([{ name: c.agentName(1), key: all[0]!.key }]);
-    await hup(/reload: nodes updated .*rekeyed=mirror1/);
+    await c.signalMaster('SIGHUP', /reload: nodes updated .*rekeyed=mirror1/);
     await waitFor(() => /the master refused this agent.*its key changed/.test(log().slice(from)), 15_000, 'mirror1 to be cut off');
     // It comes back with its old key, and is refused.
     await waitFor(async () => /key does not match/.test((await c.fetchStatus())!.nodes.find((x) => x.name === c.agentName(1))!.lastRefusal?.reason ?? ''), 15_000, 'the refusal of the old key');

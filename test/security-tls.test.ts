@@ -13,63 +13,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { FakeAgent } from './helpers/fake-agent.js';
-import { listTree, masterPub, readText, rsync, run, signerOf } from './helpers/security.js';
+import { listTree, masterPub, readText, rsync, signerOf } from './helpers/security.js';
 import { descendants, isAlive, rsyncDaemonOf, waitGone } from './helpers/procs.js';
 import { TlsTunnel } from '../src/agent/tls-tunnel.js';
+import { SocketPairs } from '../src/common/sockets.js';
+import { selfSignedCert, testCa } from './helpers/certs.js';
 
 /** A TCP relay to `port` that keeps every byte it carries, both ways. */
 async function recordingRelay(port: number): Promise<{ port: number; bytes: () => Buffer; close: () => Promise<void> }> {
   const seen: Buffer[] = [];
+  const pairs = new SocketPairs();
   const server: Server = createServer((a) => {
     const b = connect({ host: '127.0.0.1', port });
     a.on('data', (d: Buffer) => seen.push(d));
     b.on('data', (d: Buffer) => seen.push(d));
+    pairs.join(a, b);
     a.pipe(b);
     b.pipe(a);
-    for (const [s, other] of [[a, b], [b, a]] as const) {
-      s.on('error', () => undefined);
-      s.once('close', () => {
-        other.end();
-        setTimeout(() => other.destroy(), 1_000).unref();
-      });
-    }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     port: (server.address() as AddressInfo).port,
     bytes: () => Buffer.concat(seen),
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
-
-async function selfSigned(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  const r = await run('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-keyout', key, '-out', cert, '-subj', `/CN=${name}`, '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  return { cert, key };
-}
-
-/** A CA, and a way to issue it server certificates for 127.0.0.1 (as renewals are). */
-async function testCa(dir: string): Promise<{ ca: string; issue: (cert: string, key: string) => Promise<void> }> {
-  const ca = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  const r = await run('openssl', ['req', '-x509', ...ec, '-days', '2', '-keyout', caKey, '-out', ca, '-subj', '/CN=inosync test CA']);
-  assert.equal(r.code, 0, r.stderr);
-  const ext = join(dir, 'leaf.ext');
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1\n');
-  return {
-    ca,
-    issue: async (cert, key) => {
-      const csr = join(dir, 'leaf.csr');
-      const req = await run('openssl', ['req', ...ec, '-keyout', key, '-out', csr, '-subj', '/CN=inosync-master']);
-      assert.equal(req.code, 0, req.stderr);
-      const sign = await run('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-days', '2', '-out', cert, '-extfile', ext]);
-      assert.equal(sign.code, 0, sign.stderr);
+    close: () => {
+      pairs.destroyAll();
+      return new Promise((r) => server.close(() => r()));
     },
   };
 }
@@ -92,8 +60,8 @@ describe('security: TLS between agent and master', { timeout: 120_000 }, () => {
   let other: { cert: string; key: string };
 
   before(async () => {
-    right = await selfSigned(certs, 'inosync-master');
-    other = await selfSigned(certs, 'someone-else');
+    right = selfSignedCert(certs, 'inosync-master');
+    other = selfSignedCert(certs, 'someone-else');
     c = new Cluster({
       agents: 2,
       master: { tls: right },
@@ -252,11 +220,11 @@ describe('security: a renewed TLS certificate, loaded on SIGHUP', { timeout: 120
   const cert = join(dir, 'master.crt');
   const key = join(dir, 'master.key');
   let c: Cluster;
-  let pki: Awaited<ReturnType<typeof testCa>>;
+  let pki: ReturnType<typeof testCa>;
 
   before(async () => {
-    pki = await testCa(dir);
-    await pki.issue(cert, key);
+    pki = testCa(dir);
+    pki.issue(cert, key);
     c = new Cluster({
       agents: 1,
       master: { tls: { cert, key } },
@@ -271,17 +239,11 @@ describe('security: a renewed TLS certificate, loaded on SIGHUP', { timeout: 120
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const hup = async (what: RegExp): Promise<void> => {
-    const from = readText(c.master!.log).length;
-    c.master!.child.kill('SIGHUP');
-    await waitFor(() => what.test(readText(c.master!.log).slice(from)), 10_000, `the master to log ${what}`);
-  };
-
   test('both ports present the new certificate; the agent keeps syncing; a broken one is refused', async () => {
     const old = await servedSerial(c.masterPort, pki.ca);
     assert.equal(await servedSerial(c.rsyncPort, pki.ca), old);
-    await pki.issue(cert, key);
-    await hup(/reload: TLS certificate loaded/);
+    pki.issue(cert, key);
+    await c.signalMaster('SIGHUP', /reload: TLS certificate loaded/);
     const renewed = await servedSerial(c.masterPort, pki.ca);
     assert.notEqual(renewed, old, 'the websocket port still presents the old certificate');
     assert.equal(await servedSerial(c.rsyncPort, pki.ca), renewed, 'the rsync port presents the new one too');
@@ -290,9 +252,9 @@ describe('security: a renewed TLS certificate, loaded on SIGHUP', { timeout: 120
 
     // A half-written renewal (the key of another certificate) changes nothing.
     const stray = join(dir, 'stray.key');
-    await pki.issue(join(dir, 'stray.crt'), stray);
+    pki.issue(join(dir, 'stray.crt'), stray);
     writeFileSync(key, readFileSync(stray));
-    await hup(/reload: the TLS certificate or key does not load; still serving the previous one/);
+    await c.signalMaster('SIGHUP', /reload: the TLS certificate or key does not load; still serving the previous one/);
     assert.equal(await servedSerial(c.masterPort, pki.ca), renewed);
     assert.equal(await servedSerial(c.rsyncPort, pki.ca), renewed);
   });

@@ -3,21 +3,11 @@
 // through the master's TLS front and openssl s_client on the agent). The
 // plain cluster is the baseline; samples alternate between the two so that
 // machine noise hits both alike.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cluster, ratioRow, round, sameFile, sameMtime, scratchDir, sleep, startInfo, summary, until, withCluster, type Ctx, type WorkloadResult } from './lib.js';
-
-function selfSigned(dir: string): { cert: string; key: string } {
-  const cert = join(dir, 'tls.crt');
-  const key = join(dir, 'tls.key');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-keyout', key, '-out', cert, '-subj', '/CN=inosync-bench', '-addext', 'subjectAltName=IP:127.0.0.1',
-  ], { stdio: 'ignore' });
-  return { cert, key };
-}
+import { selfSignedCert } from '../../test/helpers/certs.js';
 
 /** ms from the write to the file being identical on the cluster's one mirror. */
 async function propagate(c: Cluster, name: string, content: Buffer): Promise<number> {
@@ -34,7 +24,7 @@ export async function tls(ctx: Ctx): Promise<WorkloadResult> {
   const bigMiB = ctx.quick ? 16 : 128;
   const bigReps = 3;
   const certs = scratchDir('tls');
-  const pair = selfSigned(certs);
+  const pair = selfSignedCert(certs, 'inosync-bench', 'IP:127.0.0.1');
   const plain = await new Cluster({ agents: 1 }).setup();
   try {
     return await withCluster(plain, async () => {

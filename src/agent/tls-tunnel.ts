@@ -6,6 +6,7 @@
 // TCP_NODELAY, without which rsync's small exchanges stall on delayed ACKs.
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { connect } from 'node:tls';
+import { listenOn, SocketPairs, unbracket } from '../common/sockets.js';
 
 export interface TlsTarget {
   host: string;
@@ -22,7 +23,7 @@ export interface TlsTunnelOptions {
 
 export class TlsTunnel {
   private server: Server | null = null;
-  private readonly open = new Set<Socket>();
+  private readonly pairs = new SocketPairs();
   /** where connections go; set from the master's welcome */
   target: TlsTarget | null = null;
   /** the last session the master gave us, resumed to skip a full handshake on each rsync run */
@@ -35,13 +36,7 @@ export class TlsTunnel {
   /** Starts listening on 127.0.0.1; resolves with the port rsync should connect to. */
   async listen(): Promise<number> {
     const server = createServer((local) => this.carry(local));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, { host: '127.0.0.1', port: 0 });
     this.server = server;
     return this.port;
   }
@@ -58,7 +53,7 @@ export class TlsTunnel {
       local.destroy();
       return;
     }
-    const host = target.host.replace(/^\[(.*)\]$/, '$1');
+    const host = unbracket(target.host);
     const key = `${host}:${target.port}`;
     const remote = connect({
       ...(this.session?.key === key ? { session: this.session.data } : {}),
@@ -81,24 +76,13 @@ export class TlsTunnel {
       this.session = null;
       this.opts.onError(err, target);
     });
-    for (const [s, other] of [[local, remote], [remote, local]] as const) {
-      // rsync's small request/response exchanges stall on Nagle otherwise.
-      s.setNoDelay(true);
-      this.open.add(s);
-      s.on('error', () => undefined); // 'close' follows
-      s.once('close', () => {
-        this.open.delete(s);
-        // What one side said last still reaches the other, then both are gone.
-        other.end();
-        setTimeout(() => other.destroy(), 5_000).unref();
-      });
-    }
+    this.pairs.join(local, remote);
   }
 
   async close(): Promise<void> {
     const server = this.server;
     this.server = null;
-    for (const s of this.open) s.destroy();
+    this.pairs.destroyAll();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

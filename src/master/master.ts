@@ -98,7 +98,8 @@ export class Master implements SessionHost {
   private readonly handshaking = new Set<AgentSession>();
   private readonly paths = new Map<string, WatchedPath>();
   private readonly credentials: Map<string, RsyncCredentials>;
-  private rsyncd: RsyncDaemon;
+  /** null until start(), and in a dry run */
+  private rsyncd: RsyncDaemon | null = null;
   /** set when agents reach the rsync daemon through TLS (rsync-tls.ts) */
   private rsyncTls: RsyncTlsFront | null = null;
   private server: HttpServer | HttpsServer | null = null;
@@ -128,12 +129,7 @@ export class Master implements SessionHost {
     this.log = opts.log ?? makeLogger({ component: 'master' });
     this.signer = opts.signer ?? loadSecretKey(config.key);
     this.dryRun = opts.dryRun ?? false;
-    const pathNames = config.paths.map((p) => p.name);
-    for (const n of config.nodes) {
-      const pub = parsePublicKey(n.key);
-      this.verifiers.set(n.name, verifierFor(pub));
-      this.nodes.set(n.name, new NodeTracker(n.name, pub, pathNames, config.maxPending));
-    }
+    for (const n of config.nodes) this.admit(n);
     for (const p of config.paths) {
       this.paths.set(p.name, {
         config: p,
@@ -152,9 +148,13 @@ export class Master implements SessionHost {
     }
     // Fresh per start: credentials from an earlier run stop working.
     this.credentials = makeCredentials(config.nodes.map((n) => n.name));
-    // Behind TLS the daemon gets a loopback port once start() has found one;
-    // until then this one, never started, answers status() (dry runs).
-    this.rsyncd = this.makeRsyncd(config.rsync.listen.host, config.rsync.listen.port);
+  }
+
+  /** Lets a node in: the key its handshake is checked against, and a fresh tracker. */
+  private admit(n: MasterConfig['nodes'][number]): void {
+    const pub = parsePublicKey(n.key);
+    this.verifiers.set(n.name, verifierFor(pub));
+    this.nodes.set(n.name, new NodeTracker(n.name, pub, this.config.paths.map((p) => p.name), this.config.maxPending));
   }
 
   private makeRsyncd(host: string, port: number, front?: number): RsyncDaemon {
@@ -175,12 +175,17 @@ export class Master implements SessionHost {
   }
 
   private async startRsync(): Promise<void> {
-    const tls = this.config.tls;
-    if (!this.config.rsync.tls || !tls) return this.rsyncd.start();
-    const backend = { host: '127.0.0.1', port: await freeLoopbackPort() };
     const { host, port } = this.config.rsync.listen;
-    this.rsyncd = this.makeRsyncd(backend.host, backend.port, port);
-    await this.rsyncd.start();
+    const tls = this.config.rsync.tls ? this.config.tls : undefined;
+    if (!tls) {
+      this.rsyncd = this.makeRsyncd(host, port);
+      return this.rsyncd.start();
+    }
+    // Behind TLS the daemon takes a loopback port of its own.
+    const backend = { host: '127.0.0.1', port: await freeLoopbackPort() };
+    const rsyncd = this.makeRsyncd(backend.host, backend.port, port);
+    this.rsyncd = rsyncd;
+    await rsyncd.start();
     this.rsyncTls = new RsyncTlsFront({
       host,
       port,
@@ -192,7 +197,7 @@ export class Master implements SessionHost {
     try {
       await this.rsyncTls.start();
     } catch (err) {
-      await this.rsyncd.stop();
+      await rsyncd.stop();
       throw new Error(`cannot listen for rsync over TLS on ${host}:${port}: ${(err as Error).message}; choose another rsync.listen`);
     }
     this.log.info('rsync daemon behind TLS', { listen: `${host}:${port}` });
@@ -555,13 +560,10 @@ export class Master implements SessionHost {
       this.verifiers.delete(name);
       this.credentials.delete(name);
     }
-    const pathNames = this.config.paths.map((p) => p.name);
     for (const n of next.nodes) {
       if (!ch.added.includes(n.name) && !ch.rekeyed.includes(n.name)) continue;
-      const pub = parsePublicKey(n.key);
-      this.verifiers.set(n.name, verifierFor(pub));
       // A re-keyed node starts afresh too: whoever held the old key held its credentials.
-      this.nodes.set(n.name, new NodeTracker(n.name, pub, pathNames, this.config.maxPending));
+      this.admit(n);
       this.credentials.set(n.name, makeCredentials([n.name]).get(n.name)!);
     }
     this.config = { ...this.config, nodes: next.nodes };
@@ -569,7 +571,7 @@ export class Master implements SessionHost {
       this.log.info('reload: nodes unchanged', { file });
       return;
     }
-    if (!this.dryRun) await this.rsyncd.setCredentials(this.credentials);
+    await this.rsyncd?.setCredentials(this.credentials);
     this.log.info('reload: nodes updated', { file, added: ch.added.join(',') || '-', removed: ch.removed.join(',') || '-', rekeyed: ch.rekeyed.join(',') || '-' });
   }
 
@@ -687,7 +689,7 @@ export class Master implements SessionHost {
 
   status(): MasterStatus {
     const now = Date.now();
-    const rs = this.rsyncd.status();
+    const rs = this.rsyncd?.status() ?? { running: false, restarts: 0, lastError: null };
     return {
       version: SOFTWARE_VERSION,
       session: Buffer.from(this.session).toString('hex'),
@@ -732,7 +734,7 @@ export class Master implements SessionHost {
     });
     await this.statusServer?.close();
     await this.rsyncTls?.stop();
-    await this.rsyncd.stop();
+    await this.rsyncd?.stop();
     this.log.info('master stopped');
   }
 }

@@ -4,14 +4,12 @@
 // takes the public rsync port, terminating TLS with the master's certificate
 // and relaying each connection to the daemon. Agents reach it through a
 // tunnel of their own (agent/tls-tunnel.ts).
-import { connect, createServer as createTcpServer, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { listenOn, SocketPairs } from '../common/sockets.js';
 
 /** A client that has not finished its TLS handshake by then is dropped. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
-
-/** How long a connection whose other side closed may take to flush and close. */
-const LINGER_MS = 5_000;
 
 export interface RsyncTlsFrontOptions {
   host: string;
@@ -25,7 +23,7 @@ export interface RsyncTlsFrontOptions {
 
 export class RsyncTlsFront {
   private server: Server | null = null;
-  private readonly open = new Set<Socket>();
+  private readonly pairs = new SocketPairs();
 
   constructor(private readonly opts: RsyncTlsFrontOptions) {}
 
@@ -35,13 +33,7 @@ export class RsyncTlsFront {
     server.on('secureConnection', (s) => this.relay(s));
     // Failed handshakes (port scanners, clients without the CA) are routine.
     server.on('tlsClientError', (_err, s) => s.destroy());
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: host.replace(/^\[(.*)\]$/, '$1'), port, exclusive: true }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    await listenOn(server, { host, port });
     server.on('error', (err) => this.opts.onError?.('TLS listener', err));
     this.server = server;
   }
@@ -49,20 +41,7 @@ export class RsyncTlsFront {
   private relay(front: TLSSocket): void {
     const back = connect(this.opts.backend);
     back.once('error', (err) => this.opts.onError?.('connection to the rsync daemon', err));
-    const pair = [front, back] as const;
-    for (const [s, other] of [pair, [back, front] as const]) {
-      // rsync's small request/response exchanges stall on Nagle otherwise.
-      s.setNoDelay(true);
-      this.open.add(s);
-      s.on('error', () => undefined); // a reset peer: 'close' follows
-      s.once('close', () => {
-        this.open.delete(s);
-        // What one side said last still reaches the other, then both are gone;
-        // a peer that stops reading does not keep its socket forever.
-        other.end();
-        setTimeout(() => other.destroy(), LINGER_MS).unref();
-      });
-    }
+    this.pairs.join(front, back);
     front.pipe(back);
     back.pipe(front);
   }
@@ -75,7 +54,7 @@ export class RsyncTlsFront {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = null;
-    for (const s of this.open) s.destroy();
+    this.pairs.destroyAll();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
@@ -84,10 +63,9 @@ export class RsyncTlsFront {
 export function freeLoopbackPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createTcpServer();
-    srv.once('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+    listenOn(srv, { host: '127.0.0.1', port: 0 }).then(() => {
       const addr = srv.address();
       srv.close(() => (typeof addr === 'object' && addr !== null ? resolve(addr.port) : reject(new Error('no port'))));
-    });
+    }, reject);
   });
 }

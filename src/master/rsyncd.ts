@@ -9,6 +9,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
+import { unbracket } from '../common/sockets.js';
 import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from './rsyncd-conf.js';
 
 export interface RsyncDaemonTiming {
@@ -620,10 +621,6 @@ function probeHost(host: string): string {
   if (h === '0.0.0.0' || h === '') return '127.0.0.1';
   if (h === '::') return '::1';
   return h;
-}
-
-function unbracket(host: string): string {
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
 function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {

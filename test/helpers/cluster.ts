@@ -177,6 +177,14 @@ export class Cluster {
     return code;
   }
 
+  /** Sends the master `sig`; resolves once what it logs from then on matches `what`. */
+  async signalMaster(sig: NodeJS.Signals, what: RegExp, timeoutMs = 10_000): Promise<void> {
+    const log = this.master!.log;
+    const from = readFileSync(log, 'utf8').length;
+    this.master!.child.kill(sig);
+    await waitFor(() => what.test(readFileSync(log, 'utf8').slice(from)), timeoutMs, `the master to log ${what} after ${sig}`);
+  }
+
   async fetchStatus(): Promise<MasterStatus | null> {
     const text = await this.fetchText('/status');
     return text === null ? null : (JSON.parse(text) as MasterStatus);
