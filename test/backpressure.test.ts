@@ -14,9 +14,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync, statfsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { WINDOW, type MasterStatus } from '../src/master/master.js';
+import { WINDOW } from '../src/master/master.js';
+import type { MasterStatus } from '../src/protocol/status.js';
 import { PACE_FACTOR, PACE_MIN_RUN_MS } from '../src/master/pacing.js';
-import type { NodeState, NodeStatus } from '../src/master/node-tracker.js';
+import type { NodeState, NodeStatus } from '../src/protocol/status.js';
 import { Cluster, waitFor } from './helpers/cluster.js';
 import { assertTreesEqual, snapshotTree } from './helpers/tree.js';
 

@@ -12,9 +12,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileExcludes, excludePatternProblem } from '../src/protocol/excludes.js';
+import { compileExcludes, excludePatternProblem } from '../src/rsync/excludes.js';
 import { ancestorsOf } from '../src/protocol/relpath.js';
-import { renderRsyncdConf } from '../src/master/rsyncd-conf.js';
+import { renderRsyncdConf } from '../src/rsync/daemon-conf.js';
 import { findFreePort } from './helpers/ports.js';
 
 const RSYNC = 'rsync';

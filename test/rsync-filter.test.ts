@@ -4,11 +4,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildRsyncArgs, includeList, MAX_NAMED_RULES, MAX_RULE_BYTES, type RsyncRunSpec } from '../src/protocol/rsync-filter.js';
+import { buildRsyncArgs, includeList, MAX_NAMED_RULES, MAX_RULE_BYTES, type RsyncRunSpec } from '../src/rsync/filter.js';
 import type { PathChanges } from '../src/protocol/changes.js';
 import { ChangeSet } from '../src/protocol/changeset.js';
-import { parseRsyncStats } from '../src/agent/rsync-stats.js';
-import { classifyRsyncExit } from '../src/agent/rsync-exit.js';
+import { parseRsyncStats } from '../src/rsync/stats.js';
+import { classifyRsyncExit } from '../src/rsync/exit-codes.js';
 import { assertTreesEqual, snapshotTree, type CompareOptions } from './helpers/tree.js';
 
 const RSYNC = '/usr/bin/rsync';

@@ -21,7 +21,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeCredentials, type RsyncCredential } from '../src/master/credentials.js';
-import { REFUSED_OPTIONS, renderRsyncdConf, type RsyncdModule, type RsyncdSpec } from '../src/master/rsyncd-conf.js';
+import { REFUSED_OPTIONS, renderRsyncdConf, type RsyncdModule, type RsyncdSpec } from '../src/rsync/daemon-conf.js';
 import { RsyncDaemon, type RsyncDaemonExit, type RsyncDaemonOptions } from '../src/master/rsyncd.js';
 import { findFreePort } from './helpers/ports.js';
 

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MasterStatus } from '../src/master/master.js';
-import type { NodeState, NodeStatus } from '../src/master/node-tracker.js';
+import type { MasterStatus, NodeState, NodeStatus } from '../src/protocol/status.js';
 import { NODE_STATES, renderMetrics } from '../src/master/metrics.js';
 import { formatBytes, formatDuration, renderStatusTable, statusExitCode } from '../src/cli/status-table.js';
 import { statusUrlFromListen } from '../src/cli/status-cmd.js';

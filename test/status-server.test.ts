@@ -2,8 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import type { MasterStatus } from '../src/master/master.js';
-import type { NodeState, NodeStatus } from '../src/master/node-tracker.js';
+import type { MasterStatus, NodeState, NodeStatus } from '../src/protocol/status.js';
 import { startStatusServer } from '../src/master/status-server.js';
 import { runStatusCommand } from '../src/cli/status-cmd.js';
 

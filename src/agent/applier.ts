@@ -5,9 +5,9 @@ import type { PathChanges } from '../protocol/changes.js';
 import type { RunReport } from '../protocol/messages.js';
 import type { Logger } from '../common/log.js';
 import type { AgentConfig } from '../config/types.js';
-import { buildRsyncArgs } from '../protocol/rsync-filter.js';
-import { classifyRsyncExit } from './rsync-exit.js';
-import { parseRsyncStats } from './rsync-stats.js';
+import { buildRsyncArgs } from '../rsync/filter.js';
+import { classifyRsyncExit } from '../rsync/exit-codes.js';
+import { parseRsyncStats } from '../rsync/stats.js';
 import { runRsync, shellQuote } from './rsync-run.js';
 import { describeRefused, guardChanges, isEmptyChanges } from './symlink-guard.js';
 

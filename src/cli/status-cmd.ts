@@ -2,7 +2,7 @@
 // the raw JSON, once or every N seconds. Exit codes follow Nagios: 0 OK,
 // 1 degraded, 2 master unreachable or not answering as an inosync master.
 import { isIPv6 } from 'node:net';
-import type { MasterStatus } from '../master/master.js';
+import type { MasterStatus } from '../protocol/status.js';
 import { renderStatusTable, statusExitCode } from './status-table.js';
 
 export interface StatusCommandOptions {

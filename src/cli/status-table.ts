@@ -1,8 +1,7 @@
 // `inosync status` as a table and as a Nagios-style exit code. Pure: the
 // snapshot may come from a master of another version, so every figure that
 // could be missing is read defensively.
-import type { MasterStatus } from '../master/master.js';
-import type { NodeState, NodeStatus } from '../master/node-tracker.js';
+import type { MasterStatus, NodeState, NodeStatus } from '../protocol/status.js';
 
 export interface StatusTableOptions {
   /** ms epoch to measure ages from; by default the master's clock at the snapshot */

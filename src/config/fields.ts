@@ -7,7 +7,7 @@ import type { Checked } from './checked.js';
 import { resolveBinary, resolveConfigPath } from './fs-path.js';
 import { parseHostPort } from './hostport.js';
 import { publicKeyProblem } from '../protocol/keys.js';
-import { excludePatternProblem } from '../protocol/excludes.js';
+import { excludePatternProblem } from '../rsync/excludes.js';
 
 /**
  * YAML reads an empty value (`rsync:` with every child commented out) as

@@ -13,14 +13,15 @@ import { ChangeSet } from '../protocol/changeset.js';
 import type { PathChanges, ChangeKind } from '../protocol/changes.js';
 import { encode } from '../protocol/codec.js';
 import { seal } from '../protocol/envelope.js';
-import { compileExcludes, type ExcludeMatcher } from '../protocol/excludes.js';
+import { compileExcludes, type ExcludeMatcher } from '../rsync/excludes.js';
 import { CLOSE, type RsyncCredentials } from '../protocol/handshake.js';
 import { MAX_AGENT_FRAME, MAX_BATCH_ENTRIES } from '../protocol/limits.js';
 import type { AgentMessage, Auth, Welcome } from '../protocol/messages.js';
 import { parsePublicKey } from '../protocol/keys.js';
 import { verifierFor, type Signer, type Verifier } from '../protocol/sign.js';
 import { SOFTWARE_VERSION } from '../protocol/version.js';
-import { NodeTracker, type NodeStatus } from './node-tracker.js';
+import { NodeTracker } from './node-tracker.js';
+import type { MasterStatus } from '../protocol/status.js';
 import { AgentSession, type SessionHost } from './session.js';
 import { checkRoot, type RootIdentity } from './root-guard.js';
 import { makeCredentials } from './credentials.js';
@@ -71,21 +72,6 @@ interface WatchedPath {
   watchErrors: number;
   lastWatchProblem: { at: number; kind: string; message: string } | null;
   lastEvent: number | null;
-}
-
-export interface MasterStatus {
-  version: string;
-  session: string;
-  startedAt: string;
-  uptimeSeconds: number;
-  batches: number;
-  paths: { name: string; watch: string; backend: string; paused: string | null; watchErrors: number; lastWatchProblem?: { at: string; kind: string; message: string } | null; lastEvent: string | null }[];
-  /** `tls`: agents reach the daemon through the master's TLS front */
-  rsyncd: { running: boolean; restarts: number; lastError: string | null; tls: boolean };
-  refusals: { at: string; node: string | null; address: string | null; reason: string }[];
-  /** refusals since start (the list above keeps only the last 20) */
-  refusalsTotal?: number;
-  nodes: NodeStatus[];
 }
 
 export class Master implements SessionHost {

@@ -1,7 +1,6 @@
 // The master's figures in Prometheus text exposition format 0.0.4. Pure: the
 // status server calls it on every scrape with a fresh master.status().
-import type { MasterStatus } from './master.js';
-import type { NodeState, NodeStatus } from './node-tracker.js';
+import type { MasterStatus, NodeState, NodeStatus } from '../protocol/status.js';
 
 /** Every NodeState, in the order the state gauge lists them. */
 export const NODE_STATES = [

@@ -4,17 +4,9 @@
 import { ChangeSet } from '../protocol/changeset.js';
 import type { PathChanges } from '../protocol/changes.js';
 import type { RunReport } from '../protocol/messages.js';
+import type { NodeError, NodeState, NodeStatus } from '../protocol/status.js';
 import { PACE_MIN_RUN_MS, restAfter } from './pacing.js';
 
-export type NodeState =
-  | 'never-connected'
-  | 'connecting'
-  | 'initial-sync'
-  | 'idle'
-  | 'syncing'
-  | 'lagging'
-  | 'error'
-  | 'disconnected';
 
 /** Lag above which a connected node counts as lagging. */
 export const LAGGING_AFTER_S = 30;
@@ -27,42 +19,6 @@ export interface InFlight {
   sentAt: number;
   acked: boolean;
   full: boolean;
-}
-
-export interface NodeError {
-  at: string;
-  path: string | null;
-  exit: number | null;
-  kind: string;
-  message: string;
-}
-
-export interface NodeStatus {
-  name: string;
-  state: NodeState;
-  connected: boolean;
-  connectedSince: string | null;
-  lastSeen: string | null;
-  address: string | null;
-  version: string | null;
-  lastBatchSent: number | null;
-  lastBatchAcked: number | null;
-  lastBatchApplied: number | null;
-  pending: number;
-  inFlight: number;
-  /**
-   * Set while the node is paced (pacing.ts): it is sent one catch-up batch at
-   * a time, no earlier than this or the origin going quiet.
-   */
-  pacedUntil: string | null;
-  lagSeconds: number;
-  lastSync: { at: string; durationMs: number; files: number; bytes: number; full: boolean } | null;
-  progress: { path: string; percent: number } | null;
-  lastError: NodeError | null;
-  lastRefusal: { at: string; address: string | null; reason: string } | null;
-  syncs: { ok: number; failed: number };
-  bytesTotal: number;
-  filesTotal: number;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { unbracket } from '../common/sockets.js';
-import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from './rsyncd-conf.js';
+import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from '../rsync/daemon-conf.js';
 
 export interface RsyncDaemonTiming {
   /** how long the daemon may take to accept connections */

@@ -3,7 +3,7 @@
 // reveal node addresses, hence the loopback default in the config.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { MasterStatus } from './master.js';
+import type { MasterStatus } from '../protocol/status.js';
 import { renderMetrics } from './metrics.js';
 
 export interface StatusServerOptions {

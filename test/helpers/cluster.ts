@@ -7,10 +7,10 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyFile } from '../../src/common/keyfile.js';
-import type { MasterStatus } from '../../src/master/master.js';
+import type { MasterStatus } from '../../src/protocol/status.js';
 import { findFreePort } from './ports.js';
 import { snapshotTree, assertTreesEqual, type Entry } from './tree.js';
-import { compileExcludes } from '../../src/protocol/excludes.js';
+import { compileExcludes } from '../../src/rsync/excludes.js';
 import { descendants, signal } from './procs.js';
 
 const DIST = new URL('../../src/cli/', import.meta.url).pathname;

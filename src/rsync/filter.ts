@@ -31,8 +31,8 @@
 // list, and rsync reports "cannot delete non-empty directory" yet exits 0; the
 // mirror silently keeps a directory the origin no longer has. Configured
 // excludes stay non-perishable: what they name is protected everywhere.
-import type { PathChanges } from './changes.js';
-import { ancestorsOf, parentOf, relPathProblem } from './relpath.js';
+import type { PathChanges } from '../protocol/changes.js';
+import { ancestorsOf, parentOf, relPathProblem } from '../protocol/relpath.js';
 
 /**
  * The longest rule rsync 3.2.7 reads from an include file (4095 bytes,

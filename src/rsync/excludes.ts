@@ -12,7 +12,7 @@
 // "does the path, or any ancestor directory, match?": every ancestor of
 // 'a/b/c' is a prefix ending just before a '/', so one search covers them all.
 
-import { PATH_MAX } from './relpath.js';
+import { PATH_MAX } from '../protocol/relpath.js';
 
 export interface ExcludeMatcher {
   /** rel: a relative path like 'a/b/c' (no leading/trailing slash); isDir: whether rel itself is a directory. True if rsync would not transfer it because of the patterns (the path itself or an ancestor directory matches). */
