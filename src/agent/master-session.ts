@@ -49,6 +49,9 @@ export interface MasterSessionOptions {
 
 type Phase = 'challenge' | 'welcome' | 'ready' | 'closed';
 
+/** A reject's reason, cut to fit the message's bound (1024). */
+const REJECT_REASON_CHARS = 1_000;
+
 export class MasterSession {
   phase: Phase = 'challenge';
   private readonly clock: Clock;
@@ -216,7 +219,7 @@ export class MasterSession {
   private reject(reason: string): void {
     this.host.onRejected(this, reason);
     this.log.warn('rejected a frame from the master', { reason });
-    if (this.phase === 'ready') this.send({ t: 'reject', seq: null, reason: reason.slice(0, 1000) });
+    if (this.phase === 'ready') this.send({ t: 'reject', seq: null, reason: reason.slice(0, REJECT_REASON_CHARS) });
   }
 
   private stopTimers(): void {
