@@ -3,12 +3,13 @@
 import { ChangeSet } from '../protocol/changeset.js';
 import type { PathChanges } from '../protocol/changes.js';
 import type { RunReport } from '../protocol/messages.js';
+import { realClock, type Clock, type Timer } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 import type { AgentConfig } from '../config/types.js';
 import { buildRsyncArgs } from '../rsync/filter.js';
 import { classifyRsyncExit } from '../rsync/exit-codes.js';
 import { parseRsyncStats } from '../rsync/stats.js';
-import { runRsync, shellQuote } from './rsync-run.js';
+import { RsyncRunner, shellQuote } from './rsync-run.js';
 import { describeRefused, guardChanges, isEmptyChanges } from './symlink-guard.js';
 
 export interface ApplierPath {
@@ -31,13 +32,21 @@ export interface ApplierDeps {
   onRunStart?: (paths: string[]) => void;
   /** a full sync's overall progress, at most about once a second */
   onProgress?: (path: string, percent: number) => void;
+  clock?: Clock;
+  /** first wait after a failed run; it doubles per failure in a row */
+  retryMinMs?: number;
+  retryMaxMs?: number;
+  /** runs rsync (one per applier: stop() kills only its own) */
+  runner?: RsyncRunner;
 }
 
 const PENDING_LIMIT = 10_000;
 /** Exit 23 (partial transfer) makes rsync skip deletions; try that path again this many times before accepting it. */
 const PARTIAL_RETRIES = 3;
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 30_000;
+export const RETRY_MIN_MS = 500;
+export const RETRY_MAX_MS = 30_000;
+/** A full sync reports its progress at most this often. */
+const PROGRESS_EVERY_MS = 1_000;
 
 export class Applier {
   private paths = new Map<string, ApplierPath>();
@@ -45,14 +54,19 @@ export class Applier {
   private pendingSeq = 0;
   private running: Promise<void> | null = null;
   private retries = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private retryTimer: Timer | null = null;
   private wake: (() => void) | null = null;
   private stopped = false;
   private readonly partials = new Map<string, number>();
+  private readonly clock: Clock;
+  readonly runner: RsyncRunner;
   /** rsync runs started, for tests and status */
   runs = 0;
 
-  constructor(private readonly deps: ApplierDeps) {}
+  constructor(private readonly deps: ApplierDeps) {
+    this.clock = deps.clock ?? realClock;
+    this.runner = deps.runner ?? new RsyncRunner();
+  }
 
   setPaths(paths: ApplierPath[]): void {
     this.paths = new Map(paths.map((p) => [p.name, p]));
@@ -143,11 +157,11 @@ export class Applier {
         continue;
       }
       this.deps.onResult(seq, false, reports);
-      const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.retries++);
+      const delay = Math.min(this.deps.retryMaxMs ?? RETRY_MAX_MS, (this.deps.retryMinMs ?? RETRY_MIN_MS) * 2 ** this.retries++);
       this.deps.log.warn('rsync failed; retrying', { paths: retry.map((r) => r.path), inMs: delay, message: retry[0]!.message });
       await new Promise<void>((resolve) => {
         this.wake = resolve;
-        this.retryTimer = setTimeout(resolve, delay);
+        this.retryTimer = this.clock.setTimeout(resolve, delay);
       });
       this.retryTimer = null;
       this.wake = null;
@@ -200,15 +214,15 @@ export class Applier {
       args.unshift('--info=progress2');
       let lastSent = 0;
       onStdout = (chunk) => {
-        const now = Date.now();
-        if (now - lastSent < 1_000) return;
+        const now = this.clock.now();
+        if (now - lastSent < PROGRESS_EVERY_MS) return;
         const m = /(\d{1,3})%[^%]*$/.exec(chunk.toString('latin1'));
         if (!m) return;
         lastSent = now;
         this.deps.onProgress!(p.name, Math.min(100, Number(m[1])));
       };
     }
-    const out = await runRsync(this.deps.rsync.binary, args, stdin, this.deps.password(), onStdout);
+    const out = await this.runner.run(this.deps.rsync.binary, args, stdin, this.deps.password(), onStdout);
     if (out.spawnError) {
       return { ...base, kind: 'retry', exit: null, message: out.spawnError, durationMs: out.durationMs };
     }
@@ -232,10 +246,15 @@ export class Applier {
   /** Retry now instead of waiting out the backoff (e.g. after reconnecting). */
   retryNow(): void {
     if (this.retryTimer) {
-      clearTimeout(this.retryTimer);
+      this.clock.clearTimeout(this.retryTimer);
       this.retryTimer = null;
       this.wake?.();
     }
+  }
+
+  /** Kills the rsync runs in progress (shutdown: no orphans). */
+  killRsync(sig?: NodeJS.Signals): void {
+    this.runner.killAll(sig);
   }
 
   async stop(): Promise<void> {

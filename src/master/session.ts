@@ -2,12 +2,14 @@
 // messages. Nothing from the socket is trusted until it has been size-checked,
 // signature-checked (after hello), decoded and validated.
 import { randomBytes } from 'node:crypto';
-import type { WebSocket } from 'ws';
+import WebSocket from 'ws';
 import nacl from 'tweetnacl';
 import { decode, encode } from '../protocol/codec.js';
 import { open, seal } from '../protocol/envelope.js';
-import { CLOSE, connectionId, sameBytes, sealCredentials, type RsyncCredentials } from '../protocol/handshake.js';
-import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, MAX_HANDSHAKE_FRAME } from '../protocol/limits.js';
+import { CLOSE_REASON_CHARS, ProtocolError } from '../protocol/errors.js';
+import type { FrameSocket } from '../protocol/frame-socket.js';
+import { CLOSE, connectionId, sameBytes, sealCredentials, type CloseCode, type RsyncCredentials } from '../protocol/handshake.js';
+import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, MAX_AGENT_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/limits.js';
 import {
   NONCE_BYTES,
   parseAgentMessage,
@@ -19,6 +21,8 @@ import {
 } from '../protocol/messages.js';
 import type { Signer, Verifier } from '../protocol/sign.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
+import { WsFrameSocket } from '../protocol/ws-frame-socket.js';
+import { realClock, type Clock, type Timer } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 
 export interface SessionHost {
@@ -35,6 +39,21 @@ export interface SessionHost {
   onClosed(s: AgentSession): void;
 }
 
+export interface AgentSessionOptions {
+  clock?: Clock;
+  /** a ping this often; no pong (or frame) for a whole interval drops the agent */
+  heartbeatMs?: number;
+  /** from connection to authenticated */
+  handshakeTimeoutMs?: number;
+  /** how long a closed peer has to answer the close before its socket is dropped */
+  closeGraceMs?: number;
+  /** largest frame after the handshake (the transport usually enforces it first) */
+  maxFrame?: number;
+}
+
+/** A peer that never answers the close handshake must not hold the socket longer than this. */
+export const CLOSE_GRACE_MS = 2_000;
+
 type Phase = 'hello' | 'auth' | 'ready' | 'closed';
 
 export class AgentSession {
@@ -42,28 +61,41 @@ export class AgentSession {
   node: string | null = null;
   version = '';
   readonly address: string | null;
+  readonly ws: FrameSocket;
+  private readonly clock: Clock;
+  private readonly heartbeatMs: number;
+  private readonly closeGraceMs: number;
+  private readonly maxFrame: number;
   private verifier: Verifier | undefined;
   private readonly masterNonce = new Uint8Array(randomBytes(NONCE_BYTES));
   private conn: Uint8Array | null = null;
   private lastN = -1;
   private n = 0;
   private alive = true;
-  private readonly handshakeTimer: NodeJS.Timeout;
-  private heartbeat: NodeJS.Timeout | null = null;
+  private readonly handshakeTimer: Timer;
+  private heartbeat: Timer | null = null;
 
   constructor(
-    readonly ws: WebSocket,
+    socket: WebSocket | FrameSocket,
     address: string | null,
     private readonly host: SessionHost,
     private readonly log: Logger,
+    opts: AgentSessionOptions = {},
   ) {
     this.address = address;
-    this.handshakeTimer = setTimeout(() => this.close(CLOSE.timeout, 'handshake timeout'), HANDSHAKE_TIMEOUT_MS);
-    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('close', () => this.onClose());
-    ws.on('error', (err) => this.log.debug('agent socket error', { address, err }));
-    ws.on('pong', () => {
-      this.alive = true;
+    this.ws = socket instanceof WebSocket ? new WsFrameSocket(socket) : socket;
+    this.clock = opts.clock ?? realClock;
+    this.heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
+    this.closeGraceMs = opts.closeGraceMs ?? CLOSE_GRACE_MS;
+    this.maxFrame = opts.maxFrame ?? MAX_AGENT_FRAME;
+    this.handshakeTimer = this.clock.setTimeout(() => this.close(CLOSE.timeout, 'handshake timeout'), opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+    this.ws.listen({
+      frame: (data, isBinary) => this.onFrame(data, isBinary),
+      close: () => this.onClose(),
+      error: (err) => this.log.debug('agent socket error', { address, err }),
+      pong: () => {
+        this.alive = true;
+      },
     });
   }
 
@@ -74,7 +106,7 @@ export class AgentSession {
   /** Sends a pre-sealed frame (a batch signed once for many nodes). */
   sendFrame(frame: Uint8Array): void {
     if (this.phase !== 'ready') return;
-    this.ws.send(frame, { binary: true }, (err) => {
+    this.ws.send(frame, (err) => {
       if (err) this.log.debug('send failed', { node: this.node, err });
     });
   }
@@ -86,40 +118,43 @@ export class AgentSession {
   close(code: number, reason: string): void {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
-    clearTimeout(this.handshakeTimer);
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.stopTimers();
     try {
-      this.ws.close(code, reason.slice(0, 120));
+      this.ws.close(code, reason.slice(0, CLOSE_REASON_CHARS));
     } catch {
       this.ws.terminate();
     }
-    // A peer that never answers the close handshake must not hold the socket.
-    setTimeout(() => this.ws.terminate(), 2_000).unref();
+    this.clock.setTimeout(() => this.ws.terminate(), this.closeGraceMs).unref?.();
   }
 
-  private refuse(reason: string, code: number = CLOSE.unauthorized): void {
+  private refuse(reason: string, code: CloseCode = CLOSE.unauthorized): void {
     this.host.onRefused(this.node, this.address, reason);
     this.close(code, reason);
   }
 
-  private onFrame(data: unknown, isBinary: boolean): void {
+  private onFrame(bytes: Uint8Array, isBinary: boolean): void {
     if (this.phase === 'closed') return;
-    const bytes = toBytes(data);
-    if (!isBinary || bytes === null) return this.refuse('text frames are not part of the protocol', CLOSE.protocol);
+    if (!isBinary) return this.refuse('text frames are not part of the protocol', CLOSE.protocol);
+    // The transport bounds frames too; this holds whatever it is.
+    if (bytes.length > this.maxFrame) return this.close(CLOSE.tooBig, 'frame too large');
     try {
       if (this.phase === 'hello') this.onHello(bytes);
       else if (this.phase === 'auth') this.onAuth(bytes);
       else this.onReadyFrame(bytes);
     } catch (err) {
-      this.log.warn('refusing agent connection', { node: this.node, address: this.address, reason: (err as Error).message });
-      this.refuse((err as Error).message, CLOSE.protocol);
+      const code = err instanceof ProtocolError ? err.close : CLOSE.protocol;
+      // Refusals of who the agent is were logged where they were found.
+      if (code === CLOSE.protocol) this.log.warn('refusing agent connection', { node: this.node, address: this.address, reason: (err as Error).message });
+      this.refuse((err as Error).message, code);
     }
   }
 
   private onHello(bytes: Uint8Array): void {
-    if (bytes.length > MAX_HANDSHAKE_FRAME) throw new Error('hello frame too large');
+    if (bytes.length > MAX_HANDSHAKE_FRAME) throw new ProtocolError(CLOSE.protocol, 'hello frame too large');
     const hello = parseHello(decode(bytes));
-    if (hello.v !== PROTOCOL_VERSION) throw new Error(`protocol version ${hello.v} not supported (this master speaks ${PROTOCOL_VERSION})`);
+    if (hello.v !== PROTOCOL_VERSION) {
+      throw new ProtocolError(CLOSE.protocol, `protocol version ${hello.v} not supported (this master speaks ${PROTOCOL_VERSION})`);
+    }
     const verifier = this.host.verifierFor(hello.name);
     if (!verifier) {
       this.log.warn('refused unknown node', { name: hello.name, address: this.address });
@@ -141,20 +176,20 @@ export class AgentSession {
       name: hello.name,
     };
     this.phase = 'auth';
-    this.ws.send(seal(this.host.signer, 'master->agent', encode(challenge)), { binary: true });
+    this.ws.send(seal(this.host.signer, 'master->agent', encode(challenge)));
   }
 
   private onAuth(bytes: Uint8Array): void {
-    if (bytes.length > MAX_HANDSHAKE_FRAME) throw new Error('auth frame too large');
+    if (bytes.length > MAX_HANDSHAKE_FRAME) throw new ProtocolError(CLOSE.protocol, 'auth frame too large');
     const body = open(this.verifier!, 'agent->master', bytes);
     if (body === null) {
       this.log.warn('refused node: signature does not match its configured key', { node: this.node, address: this.address });
-      return this.refuse('authentication failed: the agent key does not match nodes[].key in the master config');
+      throw new ProtocolError(CLOSE.unauthorized, 'authentication failed: the agent key does not match nodes[].key in the master config');
     }
     const auth = parseAuth(decode(body));
-    if (!sameBytes(auth.conn, this.conn!)) return this.refuse('authentication bound to another connection');
+    if (!sameBytes(auth.conn, this.conn!)) throw new ProtocolError(CLOSE.unauthorized, 'authentication bound to another connection');
     this.lastN = auth.n;
-    clearTimeout(this.handshakeTimer);
+    this.clock.clearTimeout(this.handshakeTimer);
     const box = nacl.box.keyPair();
     const { creds, rsyncPort, rsyncTls, paths } = this.host.onAuthenticated(this, auth);
     const welcome = {
@@ -169,9 +204,15 @@ export class AgentSession {
       rsyncTls,
       paths,
     };
-    this.ws.send(seal(this.host.signer, 'master->agent', encode(welcome)), { binary: true });
+    this.ws.send(seal(this.host.signer, 'master->agent', encode(welcome)));
     this.phase = 'ready';
-    this.heartbeat = setInterval(() => {
+    this.scheduleHeartbeat();
+  }
+
+  private scheduleHeartbeat(): void {
+    this.heartbeat = this.clock.setTimeout(() => {
+      this.heartbeat = null;
+      if (this.phase !== 'ready') return;
       if (!this.alive) {
         this.log.warn('agent stopped answering heartbeats', { node: this.node });
         this.ws.terminate();
@@ -179,33 +220,32 @@ export class AgentSession {
       }
       this.alive = false;
       this.ws.ping();
-    }, HEARTBEAT_MS);
-    this.heartbeat.unref();
+      this.scheduleHeartbeat();
+    }, this.heartbeatMs);
+    this.heartbeat.unref?.();
   }
 
   private onReadyFrame(bytes: Uint8Array): void {
     const body = open(this.verifier!, 'agent->master', bytes);
-    if (body === null) throw new Error('a frame with a bad signature on an authenticated connection');
+    if (body === null) throw new ProtocolError(CLOSE.protocol, 'a frame with a bad signature on an authenticated connection');
     const msg = parseAgentMessage(decode(body));
-    if (!sameBytes(msg.conn, this.conn!)) throw new Error('a frame bound to another connection');
-    if (msg.n <= this.lastN) throw new Error('a replayed frame (counter did not increase)');
+    if (!sameBytes(msg.conn, this.conn!)) throw new ProtocolError(CLOSE.protocol, 'a frame bound to another connection');
+    if (msg.n <= this.lastN) throw new ProtocolError(CLOSE.protocol, 'a replayed frame (counter did not increase)');
     this.lastN = msg.n;
     this.alive = true;
     this.host.onMessage(this, msg);
   }
 
+  private stopTimers(): void {
+    this.clock.clearTimeout(this.handshakeTimer);
+    if (this.heartbeat) this.clock.clearTimeout(this.heartbeat);
+    this.heartbeat = null;
+  }
+
   private onClose(): void {
     const wasReady = this.phase === 'ready';
     this.phase = 'closed';
-    clearTimeout(this.handshakeTimer);
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.stopTimers();
     if (wasReady || this.node !== null) this.host.onClosed(this);
   }
-}
-
-function toBytes(data: unknown): Uint8Array | null {
-  if (data instanceof Uint8Array) return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (Array.isArray(data) && data.every((d) => d instanceof Uint8Array)) return Buffer.concat(data as Uint8Array[]);
-  return null;
 }

@@ -55,9 +55,13 @@ export function openCredentials(
 
 /** WebSocket close codes, so the peer's log can say why. */
 export const CLOSE = {
+  /** the WebSocket standard's "message too big": a frame over the receiver's bound */
+  tooBig: 1009,
   protocol: 4400,
   unauthorized: 4401,
   timeout: 4408,
   replaced: 4409,
   shutdown: 4503,
 } as const;
+
+export type CloseCode = (typeof CLOSE)[keyof typeof CLOSE];
