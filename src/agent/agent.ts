@@ -11,7 +11,7 @@ import { parsePublicKey } from '../protocol/keys.js';
 import { MAX_MASTER_FRAME } from '../protocol/limits.js';
 import type { Batch, RunReport, Welcome } from '../protocol/messages.js';
 import { verifierFor, type Signer, type Verifier } from '../protocol/sign.js';
-import { WsFrameSocket } from '../protocol/ws-frame-socket.js';
+import { WsFrameSocket } from '../common/ws-frame-socket.js';
 import { AppliedStore } from './applied-state.js';
 import { TlsTunnel } from './tls-tunnel.js';
 import { Applier, type ApplierPath } from './applier.js';

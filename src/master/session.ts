@@ -21,7 +21,7 @@ import {
 } from '../protocol/messages.js';
 import type { Signer, Verifier } from '../protocol/sign.js';
 import { PROTOCOL_VERSION } from '../protocol/version.js';
-import { WsFrameSocket } from '../protocol/ws-frame-socket.js';
+import { WsFrameSocket } from '../common/ws-frame-socket.js';
 import { realClock, type Clock, type Timer } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 

@@ -1,6 +1,6 @@
 // A `ws` WebSocket as a FrameSocket.
 import WebSocket from 'ws';
-import type { FrameListener, FrameSocket } from './frame-socket.js';
+import type { FrameListener, FrameSocket } from '../protocol/frame-socket.js';
 
 export class WsFrameSocket implements FrameSocket {
   constructor(readonly ws: WebSocket) {}
