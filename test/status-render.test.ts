@@ -4,7 +4,7 @@ import type { MasterStatus, NodeState, NodeStatus } from '../src/protocol/status
 import { NODE_STATES, renderMetrics } from '../src/master/metrics.js';
 import { formatBytes, formatDuration, renderStatusTable, statusExitCode } from '../src/cli/status-table.js';
 import { statusUrlFromListen } from '../src/cli/status-cmd.js';
-import { parseExposition, sample } from './helpers/prometheus.js';
+import { parseExposition, sample } from '../harness/prometheus.js';
 
 // --- fixtures ---------------------------------------------------------------
 
