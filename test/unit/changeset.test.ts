@@ -1,9 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChangeSet } from '../src/protocol/changeset.js';
-import type { ChangeKind, PathChanges } from '../src/protocol/changes.js';
-import { isWithin } from '../src/protocol/relpath.js';
-import { Rng } from '../harness/rng.js';
+import { ChangeSet } from '../../src/protocol/changeset.js';
+import type { ChangeKind, PathChanges } from '../../src/protocol/changes.js';
+import { isWithin } from '../../src/protocol/relpath.js';
+import { Rng } from '../../harness/rng.js';
 
 const BIG = 1_000_000;
 
