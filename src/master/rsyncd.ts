@@ -12,6 +12,7 @@ import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type R
 import { accepts, portProblem, probeHost } from './port-probe.js';
 import { OWNER_FILE, orphanedDaemons, ownerFileText } from './proc-scan.js';
 import { describeExit, groupGone, killGroup } from './process-group.js';
+import { RestartBackoff } from './restart-backoff.js';
 import { spawnRsyncd, type Spawned } from './rsyncd-process.js';
 
 export interface RsyncDaemonTiming {
@@ -104,14 +105,14 @@ export class RsyncDaemon extends EventEmitter {
   private stopping = false;
   private restarts = 0;
   private lastError: string | null = null;
-  private nextDelay: number;
+  private readonly backoff: RestartBackoff;
   private timer: NodeJS.Timeout | null = null;
   private readonly onProcessExit = (): void => this.killSync();
 
   constructor(private readonly opts: RsyncDaemonOptions) {
     super();
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
-    this.nextDelay = this.timing.backoffInitialMs;
+    this.backoff = new RestartBackoff(this.timing);
     this.users = [...(isMap(opts.credentials) ? opts.credentials.values() : opts.credentials)];
     const own = { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
     this.privileged = own.uid === 0;
@@ -150,7 +151,7 @@ export class RsyncDaemon extends EventEmitter {
     if (this.active) throw new Error('the rsync daemon is already started; stop() it first');
     this.active = true;
     this.stopping = false;
-    this.nextDelay = this.timing.backoffInitialMs;
+    this.backoff.reset();
     process.on('exit', this.onProcessExit);
     try {
       // mkdtemp makes the directory 0700: nobody else may read the secrets,
@@ -291,19 +292,18 @@ export class RsyncDaemon extends EventEmitter {
     // under a supervisor that no longer tracks them.
     killGroup(s.pid, 'SIGKILL');
     const uptimeMs = Date.now() - s.startedAt;
-    if (uptimeMs >= this.timing.stableAfterMs) this.nextDelay = this.timing.backoffInitialMs;
+    this.backoff.died(uptimeMs);
     const exit = s.exit ?? { code: null, signal: null };
     const last = s.tail.length > 0 ? `; last output: ${s.tail[s.tail.length - 1]}` : '';
     const message = `the rsync daemon (pid ${s.pid}) ${describeExit(exit)} after ${uptimeMs} ms${last}`;
     this.lastError = message;
-    const info: RsyncDaemonExit = { pid: s.pid, code: exit.code, signal: exit.signal, uptimeMs, restartInMs: this.nextDelay, message };
+    const info: RsyncDaemonExit = { pid: s.pid, code: exit.code, signal: exit.signal, uptimeMs, restartInMs: this.backoff.nextMs, message };
     this.emit('exit', info);
     this.scheduleRestart();
   }
 
   private scheduleRestart(): void {
-    const delay = this.nextDelay;
-    this.nextDelay = Math.min(delay * 2, this.timing.backoffMaxMs);
+    const delay = this.backoff.take();
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.restart();
@@ -325,7 +325,7 @@ export class RsyncDaemon extends EventEmitter {
     } catch (err) {
       if (this.stopping) return;
       this.lastError = messageOf(err);
-      const info: RsyncDaemonExit = { pid: -1, code: null, signal: null, uptimeMs: 0, restartInMs: this.nextDelay, message: this.lastError };
+      const info: RsyncDaemonExit = { pid: -1, code: null, signal: null, uptimeMs: 0, restartInMs: this.backoff.nextMs, message: this.lastError };
       this.emit('exit', info);
       this.scheduleRestart();
     }
