@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { signerFromSeed, verifierFor } from '../../src/protocol/sign.js';
+import { signerFromSeed, verifierFor } from '../src/protocol/sign.js';
 
 const rand = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
