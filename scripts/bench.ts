@@ -19,6 +19,7 @@ import { fanout } from './bench/fanout.js';
 import { isolation } from './bench/isolation.js';
 import { signing } from './bench/signing.js';
 import { tls } from './bench/tls.js';
+import { nodelay } from './bench/nodelay.js';
 
 const WORKLOADS: Record<string, (ctx: Ctx) => Promise<WorkloadResult>> = {
   signing,
@@ -30,6 +31,7 @@ const WORKLOADS: Record<string, (ctx: Ctx) => Promise<WorkloadResult>> = {
   fanout,
   isolation,
   tls,
+  nodelay,
 };
 
 function usage(code: number, why?: string): never {

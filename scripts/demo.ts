@@ -4,7 +4,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cluster, waitFor } from '../test/helpers/cluster.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
 
 const INOSYNC = new URL('../src/cli/inosync.js', import.meta.url).pathname;
 

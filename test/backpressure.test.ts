@@ -18,8 +18,9 @@ import { WINDOW } from '../src/master/master.js';
 import type { MasterStatus } from '../src/protocol/status.js';
 import { PACE_FACTOR, PACE_MIN_RUN_MS } from '../src/master/pacing.js';
 import type { NodeState, NodeStatus } from '../src/protocol/status.js';
-import { Cluster, waitFor } from './helpers/cluster.js';
-import { assertTreesEqual, snapshotTree } from './helpers/tree.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
+import { assertTreesEqual, snapshotTree } from '../harness/tree.js';
 
 const MB = 1024 * 1024;
 /** What the master's RSS must stay under, whatever it is sent or owes. */

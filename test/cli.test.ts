@@ -6,7 +6,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync,
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, waitFor } from './helpers/cluster.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
 
 const CLI = new URL('../src/cli/', import.meta.url).pathname;
 const run = (cli: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) =>

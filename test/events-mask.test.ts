@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cluster, waitFor } from './helpers/cluster.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
 
 describe('events: [create, attrib]', { timeout: 120_000 }, () => {
   let c: Cluster;

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { compileExcludes, excludePatternProblem } from '../src/rsync/excludes.js';
 import { ancestorsOf } from '../src/protocol/relpath.js';
 import { renderRsyncdConf } from '../src/rsync/daemon-conf.js';
-import { findFreePort } from './helpers/ports.js';
+import { findFreePort } from '../harness/ports.js';
+import { Rng } from '../harness/rng.js';
 
 const RSYNC = 'rsync';
 const TREES = Number(process.env.EXCLUDES_TREES ?? 40);
@@ -23,24 +24,6 @@ const DAEMON_TREES = Math.ceil(TREES / 4);
 const LISTS_PER_TREE = 4;
 const BASE_SEED = Number(process.env.EXCLUDES_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const PARALLEL = 8;
-
-// --- seeded randomness -------------------------------------------------------
-
-type Rng = () => number;
-
-/** mulberry32: tiny, fast, and good enough to pick names and shapes. */
-function rngFrom(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const int = (rng: Rng, n: number) => Math.floor(rng() * n);
-const pick = <T>(rng: Rng, xs: readonly T[]): T => xs[int(rng, xs.length)]!;
 
 // --- random trees --------------------------------------------------------------
 
@@ -55,8 +38,8 @@ const NAME_CHARS = [...'aaabbbcA', '.', '-', ' ', '*', '?', '[', ']', '\\', '#',
 function randomName(rng: Rng): string {
   for (;;) {
     let s = '';
-    const len = 1 + int(rng, 3);
-    for (let i = 0; i < len; i++) s += pick(rng, NAME_CHARS);
+    const len = 1 + rng.below(3);
+    for (let i = 0; i < len; i++) s += rng.pick(NAME_CHARS);
     if (s !== '.' && s !== '..') return s;
   }
 }
@@ -65,13 +48,13 @@ function randomTree(rng: Rng): Entry[] {
   let out: Entry[] = [];
   const grow = (dir: string, depth: number) => {
     const seen = new Set<string>();
-    const n = depth === 0 ? 4 + int(rng, 8) : int(rng, 7);
+    const n = depth === 0 ? 4 + rng.below(8) : rng.below(7);
     for (let i = 0; i < n && out.length < 120; i++) {
       const name = randomName(rng);
       if (seen.has(name)) continue;
       seen.add(name);
       const rel = dir === '' ? name : `${dir}/${name}`;
-      const isDir = depth < 4 && rng() < 0.5;
+      const isDir = depth < 4 && rng.next() < 0.5;
       out.push({ rel, isDir });
       if (isDir) grow(rel, depth + 1);
     }
@@ -100,21 +83,21 @@ function escapeGlob(s: string): string {
 }
 
 function randomComponent(rng: Rng, names: readonly string[]): string {
-  const r = rng();
+  const r = rng.next();
   if (r < 0.05) return '**';
   if (r < 0.1) return '*';
-  if (r < 0.4) return pick(rng, names);
-  if (r < 0.5) return escapeGlob(pick(rng, names));
+  if (r < 0.4) return rng.pick(names);
+  if (r < 0.5) return escapeGlob(rng.pick(names));
   let s = '';
-  const pieces = 1 + int(rng, 3);
+  const pieces = 1 + rng.below(3);
   for (let i = 0; i < pieces; i++) {
-    const k = rng();
-    if (k < 0.3) s += pick(rng, NAME_CHARS.slice(0, 13));
+    const k = rng.next();
+    if (k < 0.3) s += rng.pick(NAME_CHARS.slice(0, 13));
     else if (k < 0.45) s += '*';
     else if (k < 0.55) s += '?';
-    else if (k < 0.7) s += pick(rng, CLASSES);
-    else if (k < 0.8) s += pick(rng, ESCAPES);
-    else if (k < 0.95) s += pick(rng, names).slice(0, 2);
+    else if (k < 0.7) s += rng.pick(CLASSES);
+    else if (k < 0.8) s += rng.pick(ESCAPES);
+    else if (k < 0.95) s += rng.pick(names).slice(0, 2);
     else s += '**';
   }
   return s;
@@ -123,24 +106,24 @@ function randomComponent(rng: Rng, names: readonly string[]): string {
 function randomPattern(rng: Rng, tree: readonly Entry[]): string {
   const names = tree.map((e) => e.rel.slice(e.rel.lastIndexOf('/') + 1));
   let body: string;
-  if (rng() < 0.15) {
-    const rel = pick(rng, tree).rel;
-    body = rng() < 0.5 ? rel : escapeGlob(rel);
+  if (rng.next() < 0.15) {
+    const rel = rng.pick(tree).rel;
+    body = rng.next() < 0.5 ? rel : escapeGlob(rel);
   } else {
     const comps: string[] = [];
-    const n = 1 + (rng() < 0.4 ? 1 : 0) + (rng() < 0.15 ? 1 : 0);
+    const n = 1 + (rng.next() < 0.4 ? 1 : 0) + (rng.next() < 0.15 ? 1 : 0);
     for (let i = 0; i < n; i++) comps.push(randomComponent(rng, names));
     body = comps.join('/');
   }
-  const anchor = rng() < 0.25 ? '/' : '';
-  const r = rng();
+  const anchor = rng.next() < 0.25 ? '/' : '';
+  const r = rng.next();
   const tail = r < 0.15 ? '/' : r < 0.25 ? '/***' : r < 0.3 ? '***' : r < 0.35 ? '**' : r < 0.4 ? '***/' : '';
   return anchor + body + tail;
 }
 
 function randomPatternList(rng: Rng, tree: readonly Entry[]): string[] {
   const out: string[] = [];
-  const n = 1 + int(rng, 3);
+  const n = 1 + rng.below(3);
   while (out.length < n) {
     const p = randomPattern(rng, tree);
     if (excludePatternProblem(p) === null) out.push(p);
@@ -262,7 +245,7 @@ interface Job {
 }
 
 function makeCase(seed: number): Case {
-  const rng = rngFrom(seed);
+  const rng = new Rng(seed);
   const tree = randomTree(rng);
   const lists = Array.from({ length: LISTS_PER_TREE }, () => randomPatternList(rng, tree));
   return { seed, tree, lists };

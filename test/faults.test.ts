@@ -1,7 +1,7 @@
 // The real world, one fault at a time, against real processes: hard kills,
 // a cut link, a full disk, a dead rsync daemon, too few inotify watches, and
 // roots that vanish. Hosts live in network namespaces of their own where the
-// machine allows it (see helpers/netns.ts); every scenario ends with a
+// machine allows it (see harness/netns.ts); every scenario ends with a
 // complete comparison of each mirror with the origin.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -9,15 +9,17 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cluster, waitFor } from './helpers/cluster.js';
-import { Churn, Rng } from './helpers/churn.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
+import { Churn } from '../harness/churn.js';
+import { Rng } from '../harness/rng.js';
 import {
   bindMount, hardKillAgent, hardKillMaster, isMountPoint, killRsyncDaemon, labCluster, mountTmpfs, rsyncTempFiles, unmount, watchLimitPrefix,
   whyNoMounts, whyNoUserNamespaces,
-} from './helpers/faults.js';
-import { Lab } from './helpers/netns.js';
-import { isAlive, rsyncClientsOf, rsyncDaemonOf } from './helpers/procs.js';
-import { snapshotTree, assertTreesEqual } from './helpers/tree.js';
+} from '../harness/faults.js';
+import { Lab } from '../harness/netns.js';
+import { isAlive, rsyncClientsOf, rsyncDaemonOf } from '../harness/procs.js';
+import { snapshotTree, assertTreesEqual } from '../harness/tree.js';
 
 const HOSTS = ['master', 'mirror0', 'mirror1', 'mirror2'];
 const lab = await Lab.create(HOSTS);

@@ -7,9 +7,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MasterConfig } from '../src/config/types.js';
 import { nodesChange, restartOnlyChanges } from '../src/master/reload.js';
-import { Cluster, waitFor } from './helpers/cluster.js';
-import { FakeAgent } from './helpers/fake-agent.js';
-import { masterPub, readText, rsync, signerOf } from './helpers/security.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
+import { FakeAgent } from '../harness/fake-agent.js';
+import { masterPub, readText, rsync, signerOf } from '../harness/security.js';
 
 const node = (name: string, key = `${name}-key`) => ({ name, key });
 

@@ -9,7 +9,7 @@ import type { PathChanges } from '../src/protocol/changes.js';
 import { ChangeSet } from '../src/protocol/changeset.js';
 import { parseRsyncStats } from '../src/rsync/stats.js';
 import { classifyRsyncExit } from '../src/rsync/exit-codes.js';
-import { assertTreesEqual, snapshotTree, type CompareOptions } from './helpers/tree.js';
+import { assertTreesEqual, snapshotTree, type CompareOptions } from '../harness/tree.js';
 
 const RSYNC = '/usr/bin/rsync';
 const IS_ROOT = process.getuid?.() === 0;

@@ -15,7 +15,6 @@ import {
   rmSync,
   statSync,
   symlinkSync,
-  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +22,8 @@ import { dirname, join } from 'node:path';
 import { makeCredentials, type RsyncCredential } from '../src/master/credentials.js';
 import { REFUSED_OPTIONS, renderRsyncdConf, type RsyncdModule, type RsyncdSpec } from '../src/rsync/daemon-conf.js';
 import { RsyncDaemon, type RsyncDaemonExit, type RsyncDaemonOptions } from '../src/master/rsyncd.js';
-import { findFreePort } from './helpers/ports.js';
+import { findFreePort } from '../harness/ports.js';
+import { waitFor } from '../harness/wait.js';
 
 const RSYNC = process.env.INOSYNC_TEST_RSYNC ?? '/usr/bin/rsync';
 const HOST = '127.0.0.1';
@@ -91,14 +91,6 @@ function configPathOf(pid: number): string {
   const arg = argv.find((a) => a.startsWith('--config='));
   assert.ok(arg, `daemon ${pid} has no --config= argument: ${argv.join(' ')}`);
   return arg.slice('--config='.length);
-}
-
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 function hasIPv6Loopback(): boolean {
@@ -517,49 +509,6 @@ describe('RsyncDaemon (real rsync)', () => {
     for (const c of creds.values()) assert.ok(!logs.some((l) => l.includes(c.password)));
   });
 
-  test('one-file pull latency with and without TCP_NODELAY (printed, not asserted)', async () => {
-    // The daemon side always sets TCP_NODELAY; a second bare daemon without it
-    // shows what each side contributes.
-    const bareDir = mkdtempSync(join(root, 'bare-'));
-    const files = renderRsyncdConf({ modules, users: [...creds.values()], runAs: { uid: process.getuid!(), gid: process.getgid!() }, dir: bareDir, privileged: isRoot });
-    writeFileSync(join(bareDir, 'rsyncd.conf'), files.conf.replace(/^socket options = .*$/m, ''), { mode: 0o600 });
-    writeFileSync(join(bareDir, 'secrets'), files.secrets, { mode: 0o600 });
-    for (const [n, c] of files.excludeFiles) writeFileSync(join(bareDir, `${n}.exclude`), c, { mode: 0o600 });
-    const barePort = await findFreePort(HOST);
-    const bare = spawn(RSYNC, ['--daemon', '--no-detach', `--config=${join(bareDir, 'rsyncd.conf')}`, `--port=${barePort}`, `--address=${HOST}`], {
-      stdio: 'ignore',
-    });
-    try {
-      const target = join(dest('latency'), 'hello.txt');
-      const measure = async (p: number, sockopts: boolean): Promise<number> => {
-        const runs = 10;
-        let total = 0n;
-        for (let i = 0; i < runs; i++) {
-          const t = new Date(Date.now() - 10_000 * (i + 1));
-          utimesSync(join(src, 'hello.txt'), t, t); // a changed file: the pull transfers it
-          const t0 = process.hrtime.bigint();
-          const r = await rsync(['-a', ...(sockopts ? ['--sockopts=TCP_NODELAY'] : []), url(p, web1, 'data/hello.txt'), target], {
-            password: web1.password,
-          });
-          total += process.hrtime.bigint() - t0;
-          assert.equal(r.code, 0, r.stderr);
-        }
-        return Number(total / BigInt(runs)) / 1e6;
-      };
-      await waitFor('the bare daemon', () => existsSync(`/proc/${bare.pid}`));
-      await new Promise((r) => setTimeout(r, 300));
-      const rows = [
-        ['daemon TCP_NODELAY + client --sockopts=TCP_NODELAY', await measure(port, true)],
-        ['daemon TCP_NODELAY only', await measure(port, false)],
-        ['client --sockopts=TCP_NODELAY only', await measure(barePort, true)],
-        ['neither', await measure(barePort, false)],
-      ] as const;
-      for (const [what, ms] of rows) console.log(`one-file pull over loopback, ${what}: ${ms.toFixed(1)} ms (mean of 10)`);
-    } finally {
-      bare.kill('SIGKILL');
-    }
-  });
-
   test('kill -9: the daemon is restarted and pulls work again', async () => {
     const before = daemon.status();
     const exits: RsyncDaemonExit[] = [];
@@ -584,7 +533,7 @@ describe('RsyncDaemon (real rsync)', () => {
     const pid = daemon.status().pid!;
     const runtime = dirname(configPathOf(pid));
     const slow = rsync(['-a', '--bwlimit=64', url(port, web1, 'data/big.bin'), join(dest('slow'), 'big.bin')], { password: web1.password });
-    await waitFor('a connection child', () => related(pid).some((p) => p.pid !== pid));
+    await waitFor(() => related(pid).some((p) => p.pid !== pid), 10_000, 'a connection child');
     await daemon.stop();
     assert.deepEqual(related(pid), [], 'no daemon, connection child or grandchild survives stop()');
     assert.equal(daemon.status().running, false);

@@ -1,4 +1,4 @@
-// Attacks on a real agent process through test/helpers/fake-master.ts, which
+// Attacks on a real agent process through harness/fake-master.ts, which
 // holds the cluster's real master key (so it can sign whatever it likes) and
 // runs a real rsync daemon over the origin. The agent must reject and report
 // every frame that is forged, altered, replayed or misaddressed, refuse every
@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cluster, waitFor } from './helpers/cluster.js';
-import { changes, FakeMaster, type FakePeer } from './helpers/fake-master.js';
-import { agentPub, CLI, listTree, randomSigner, readText, run, signerOf } from './helpers/security.js';
-import { findFreePort } from './helpers/ports.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
+import { changes, FakeMaster, type FakePeer } from '../harness/fake-master.js';
+import { agentPub, CLI, listTree, randomSigner, readText, run, signerOf } from '../harness/security.js';
+import { findFreePort } from '../harness/ports.js';
 import { guardChanges, splitChanges, type AncestorKind } from '../src/agent/symlink-guard.js';
 import { rsyncExtraProblem } from '../src/config/rsync-extra.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_MASTER_FRAME } from '../src/protocol/limits.js';

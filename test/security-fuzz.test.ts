@@ -14,11 +14,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { Cluster } from './helpers/cluster.js';
-import { FakeAgent } from './helpers/fake-agent.js';
-import { FakeMaster, type FakePeer } from './helpers/fake-master.js';
-import { findFreePort } from './helpers/ports.js';
-import { agentPub, listTree, masterPub, signerOf } from './helpers/security.js';
+import { Cluster } from '../harness/cluster.js';
+import { FakeAgent } from '../harness/fake-agent.js';
+import { FakeMaster, type FakePeer } from '../harness/fake-master.js';
+import { findFreePort } from '../harness/ports.js';
+import { agentPub, listTree, masterPub, signerOf } from '../harness/security.js';
+import { Rng } from '../harness/rng.js';
 import { decode, DecodeError, encode } from '../src/protocol/codec.js';
 import { open, seal } from '../src/protocol/envelope.js';
 import { CLOSE, connectionId, sameBytes } from '../src/protocol/handshake.js';
@@ -35,34 +36,6 @@ const TO_MASTER = { hello: 900, auth: 600, ready: 500 };
 const TO_AGENT = 3000;
 const LANES = 4;
 
-/** mulberry32: small, fast, and the same sequence on every machine. */
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0;
-  }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(a: readonly T[]): T {
-    return a[this.int(a.length)]!;
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  bytes(n: number): Uint8Array {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = this.int(256);
-    return b;
-  }
-}
-
 const cat = (...parts: (Uint8Array | number[])[]): Uint8Array => new Uint8Array(Buffer.concat(parts.map((p) => Buffer.from(p as Uint8Array))));
 
 /** Values of every type but the expected one. */
@@ -77,11 +50,11 @@ function weird(r: Rng): unknown {
 
 /** Msgpack nobody should send: huge declared lengths, deep nesting, extension types, 0xc1, odd keys, trailing bytes. */
 function hostileMsgpack(r: Rng): Uint8Array {
-  switch (r.int(9)) {
+  switch (r.below(9)) {
     case 0: {
       const head = r.pick([[0xdd, 0xff, 0xff, 0xff, 0xff], [0xdc, 0xff, 0xff], [0xdf, 0xff, 0xff, 0xff, 0xff], [0xdb, 0xff, 0xff, 0xff, 0xff], [0xc6, 0xff, 0xff, 0xff, 0xff], [0xc9, 0xff, 0xff, 0xff, 0xff, 0x01], [0xde, 0xff, 0xff], [0xda, 0xff, 0xff]]);
       const inMap = r.chance(0.5) ? [0x82, 0xa1, 0x74, 0xa5, ...Buffer.from('batch'), 0xa7, ...Buffer.from('changes')] : [];
-      return cat(inMap, head, r.bytes(r.int(64)));
+      return cat(inMap, head, r.bytes(r.below(64)));
     }
     case 1: {
       const depth = r.pick([100, 1_000, 10_000, 100_000]);
@@ -89,8 +62,8 @@ function hostileMsgpack(r: Rng): Uint8Array {
       return cat(Buffer.alloc(depth * level.length).fill(Buffer.from(level)), [0xc0]);
     }
     case 2: {
-      const type = r.pick([0xff, 0x72, 0x73, 0x65, 0x78, 0x74, 0x70, 0x62, 0x00, 0x01, r.int(256)]);
-      const payload = r.bytes(r.pick([1, 2, 4, 8, 16, r.int(40)]));
+      const type = r.pick([0xff, 0x72, 0x73, 0x65, 0x78, 0x74, 0x70, 0x62, 0x00, 0x01, r.below(256)]);
+      const payload = r.bytes(r.pick([1, 2, 4, 8, 16, r.below(40)]));
       const fixed: Record<number, number> = { 1: 0xd4, 2: 0xd5, 4: 0xd6, 8: 0xd7, 16: 0xd8 };
       const head = fixed[payload.length] !== undefined && r.chance(0.7) ? [fixed[payload.length]!, type] : [0xc7, payload.length, type];
       return cat(r.chance(0.5) ? [0x81, 0xa1, 0x74] : [], head, payload);
@@ -100,7 +73,7 @@ function hostileMsgpack(r: Rng): Uint8Array {
     case 4:
       return r.chance(0.5) ? cat([0x81, 0x91, 0x01, 0x01]) : cat([0x81, 0xa9, ...Buffer.from('__proto__'), 0x81, 0xa1, 0x74, 0xa5, ...Buffer.from('batch')]);
     case 5:
-      return r.bytes(1 + r.int(r.chance(0.9) ? 300 : 5000));
+      return r.bytes(1 + r.below(r.chance(0.9) ? 300 : 5000));
     case 6:
       return encode(weird(r));
     case 7:
@@ -114,7 +87,7 @@ function hostileMsgpack(r: Rng): Uint8Array {
 function mutateBody(r: Rng, base: Record<string, unknown>): Uint8Array {
   const o: Record<string, unknown> = { ...base };
   const keys = Object.keys(o);
-  switch (r.int(7)) {
+  switch (r.below(7)) {
     case 0:
     case 1:
       o[r.pick(keys)] = weird(r);
@@ -129,10 +102,10 @@ function mutateBody(r: Rng, base: Record<string, unknown>): Uint8Array {
     case 4:
       return hostileMsgpack(r);
     case 5:
-      return flipBits(r, encode(o), 1 + r.int(4));
+      return flipBits(r, encode(o), 1 + r.below(4));
     default: {
       const b = encode(o);
-      return r.chance(0.5) ? b.subarray(0, r.int(b.length)) : cat(b, r.bytes(1 + r.int(20)));
+      return r.chance(0.5) ? b.subarray(0, r.below(b.length)) : cat(b, r.bytes(1 + r.below(20)));
     }
   }
 }
@@ -140,19 +113,19 @@ function mutateBody(r: Rng, base: Record<string, unknown>): Uint8Array {
 function flipBits(r: Rng, b: Uint8Array, n: number): Uint8Array {
   const out = new Uint8Array(b);
   if (out.length === 0) return out;
-  for (let i = 0; i < n; i++) out[r.int(out.length)]! ^= 1 << r.int(8);
+  for (let i = 0; i < n; i++) out[r.below(out.length)]! ^= 1 << r.below(8);
   return out;
 }
 
 /** A signed frame broken after signing: the signature can no longer hold. */
 function mutateFrame(r: Rng, frame: Uint8Array): Uint8Array {
-  switch (r.int(3)) {
+  switch (r.below(3)) {
     case 0:
-      return flipBits(r, frame, 1 + r.int(8));
+      return flipBits(r, frame, 1 + r.below(8));
     case 1:
-      return frame.subarray(0, r.int(frame.length));
+      return frame.subarray(0, r.below(frame.length));
     default:
-      return cat(frame, r.bytes(1 + r.int(100)));
+      return cat(frame, r.bytes(1 + r.below(100)));
   }
 }
 
@@ -240,13 +213,13 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
       while (budget.hello > 0) {
         budget.hello--;
         const baseHello = { t: 'hello', v: PROTOCOL_VERSION, name: r.pick([...known, 'intruder']), nonce: r.bytes(32), version: 'fuzz' };
-        const kind = r.int(10);
+        const kind = r.below(10);
         let frame: Uint8Array | string;
         if (kind === 0) frame = 'text';
-        else if (kind === 1) frame = r.bytes(r.chance(0.3) ? MAX_AGENT_FRAME + 1 + r.int(1000) : MAX_HANDSHAKE_FRAME + 1 + r.int(20_000));
+        else if (kind === 1) frame = r.bytes(r.chance(0.3) ? MAX_AGENT_FRAME + 1 + r.below(1000) : MAX_HANDSHAKE_FRAME + 1 + r.below(20_000));
         else if (kind <= 3) frame = hostileMsgpack(r);
         else if (kind <= 6) frame = mutateBody(r, baseHello);
-        else frame = flipBits(r, encode(baseHello), 1 + r.int(3));
+        else frame = flipBits(r, encode(baseHello), 1 + r.below(3));
         let expect: { close: number[] } | 'challenge';
         if (typeof frame === 'string') expect = { close: [CLOSE.protocol] };
         else if (frame.length > MAX_AGENT_FRAME) expect = { close: [1009] };
@@ -284,7 +257,7 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
         const ch = parseHelloChallenge(chFrame, masterVerifier);
         const conn = connectionId(a.nonce, ch.nonce);
         const baseAuth = { t: 'auth', conn, n: 0, boxKey: box.publicKey, applied: null, version: 'fuzz' };
-        const kind = r.int(10);
+        const kind = r.below(10);
         let frame: Uint8Array | string;
         if (kind === 0) frame = 'text';
         else if (kind === 1) frame = hostileMsgpack(r);
@@ -333,13 +306,13 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
         const valid = (): Record<string, unknown> => {
           const t = r.pick(['ack', 'result', 'progress', 'reject']);
           const common = { conn: a!.conn, n: a!.n };
-          if (t === 'ack') return { t, ...common, seq: r.int(100) };
-          if (t === 'progress') return { t, ...common, path: 'www', percent: r.int(101) };
+          if (t === 'ack') return { t, ...common, seq: r.below(100) };
+          if (t === 'progress') return { t, ...common, path: 'www', percent: r.below(101) };
           if (t === 'reject') return { t, ...common, seq: null, reason: 'fuzz' };
           const run = { path: 'www', full: false, kind: 'ok', exit: 0, message: '', files: 1, bytes: 1, deleted: 0, durationMs: 1 };
-          return { t, ...common, seq: r.int(100), ok: true, runs: [run] };
+          return { t, ...common, seq: r.below(100), ok: true, runs: [run] };
         };
-        const kind = r.int(16);
+        const kind = r.below(16);
         let frame: Uint8Array | string;
         const signed = (body: Uint8Array, signer: Signer = me.signer) => seal(signer, 'agent->master', body);
         if (kind <= 2 || kind >= 12) frame = signed(encode(valid()));
@@ -445,8 +418,8 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
       let v: ReturnType<typeof verdict>;
       // A frame that would validly order a full sync, or name something outside told/, would make the final check vacuous: draw again.
       for (;;) {
-        const kind = r.int(20);
-        if (kind === 0) frame = r.chance(0.5) ? 'text' : new Uint8Array(r.int(65));
+        const kind = r.below(20);
+        if (kind === 0) frame = r.chance(0.5) ? 'text' : new Uint8Array(r.below(65));
         else if (kind <= 2) frame = hostileMsgpack(r);
         else if (kind <= 6) frame = mutateFrame(r, sign(encode(baseBatch()), master));
         else if (kind <= 14) frame = sign(mutateBody(r, baseBatch()), master);
@@ -456,7 +429,7 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
             { session: r.bytes(16) },
             { to: ['mirror0'] },
             { to: [] },
-            { seq: Math.max(0, lastSeq - r.int(3)) },
+            { seq: Math.max(0, lastSeq - r.below(3)) },
             { seq: 2 ** 53 },
             { changes: [{ name: 'nope', full: false, files: ['a'], dirs: [], trees: [] }] },
             { changes: [{ name: 'www', full: false, files: [r.pick(['..', '../x', '/etc/passwd', 'a\0b', 'a//b', 'a/', '', './a', 'told/../../x'])], dirs: [], trees: [] }] },

@@ -1,6 +1,6 @@
 // Attacks on a real master process: intruders at the handshake, forged agent
 // messages, the rsync daemon, connection floods, careless key files. The
-// intruder is test/helpers/fake-agent.ts; the legitimate mirror is a real
+// intruder is harness/fake-agent.ts; the legitimate mirror is a real
 // agent process that must keep syncing through all of it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,11 +10,12 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import { Cluster, waitFor } from './helpers/cluster.js';
-import { FakeAgent } from './helpers/fake-agent.js';
+import { Cluster } from '../harness/cluster.js';
+import { FakeAgent } from '../harness/fake-agent.js';
 import {
-  allCommandLines, childrenOf, CLI, cmdlineOf, keyFile, listTree, masterPub, randomSigner, readText, rsync, run, secretLine, signerOf, sleep,
-} from './helpers/security.js';
+  allCommandLines, childrenOf, CLI, cmdlineOf, keyFile, listTree, masterPub, randomSigner, readText, rsync, run, secretLine, signerOf,
+} from '../harness/security.js';
+import { sleep, waitFor } from '../harness/wait.js';
 import { generateKeyFile, KeyFileError, loadSecretKey } from '../src/common/keyfile.js';
 import { encode } from '../src/protocol/codec.js';
 import { seal } from '../src/protocol/envelope.js';

@@ -11,13 +11,14 @@ import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, waitFor } from './helpers/cluster.js';
-import { FakeAgent } from './helpers/fake-agent.js';
-import { listTree, masterPub, readText, rsync, signerOf } from './helpers/security.js';
-import { descendants, isAlive, rsyncDaemonOf, waitGone } from './helpers/procs.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
+import { FakeAgent } from '../harness/fake-agent.js';
+import { listTree, masterPub, readText, rsync, signerOf } from '../harness/security.js';
+import { descendants, isAlive, rsyncDaemonOf, waitGone } from '../harness/procs.js';
 import { TlsTunnel } from '../src/agent/tls-tunnel.js';
 import { SocketPairs } from '../src/common/sockets.js';
-import { selfSignedCert, testCa } from './helpers/certs.js';
+import { selfSignedCert, testCa } from '../harness/certs.js';
 
 /** A TCP relay to `port` that keeps every byte it carries, both ways. */
 async function recordingRelay(port: number): Promise<{ port: number; bytes: () => Buffer; close: () => Promise<void> }> {

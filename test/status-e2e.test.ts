@@ -12,8 +12,9 @@ import type { MasterStatus, NodeState, NodeStatus } from '../src/protocol/status
 import { NODE_STATES } from '../src/master/metrics.js';
 import { encode } from '../src/protocol/codec.js';
 import { PROTOCOL_VERSION } from '../src/protocol/version.js';
-import { Cluster, waitFor } from './helpers/cluster.js';
-import { parseExposition, sample, type Parsed } from './helpers/prometheus.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
+import { parseExposition, sample, type Parsed } from '../harness/prometheus.js';
 
 const CLI = new URL('../src/cli/inosync.js', import.meta.url).pathname;
 

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { join } from 'node:path';
-import { Cluster, waitFor } from './helpers/cluster.js';
+import { Cluster } from '../harness/cluster.js';
+import { waitFor } from '../harness/wait.js';
 
 function rsyncRuns(log: string): number {
   return readFileSync(log, 'utf8').split('\n').filter((l) => / DEBUG rsync /.test(l)).length;

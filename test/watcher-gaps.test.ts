@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startWatcher } from '../src/master/watcher/index.js';
 import type { BackendName, WatchEvent, Watcher } from '../src/master/watcher/types.js';
+import { sleep } from '../harness/wait.js';
 
 const scratch: string[] = [];
 after(() => {
@@ -20,8 +21,6 @@ function tempDir(): string {
   scratch.push(d);
   return d;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Until an event of one of `kinds` about `path` arrived at or after index `from`. */
 async function until(events: WatchEvent[], kinds: WatchEvent['kind'][], path: string, from = 0): Promise<void> {

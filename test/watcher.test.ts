@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { startWatcher } from '../src/master/watcher/index.js';
 import { countInotifyWatches } from '../src/master/watcher/inotify-watches.js';
 import type { BackendName, WatchEvent, WatchProblem, Watcher } from '../src/master/watcher/types.js';
+import { waitFor } from '../harness/wait.js';
 
 const BACKENDS: BackendName[] = ['inotify', 'chokidar', 'parcel'];
 const WAIT_MS = 8000;
@@ -38,14 +39,6 @@ function tempDir(tag: string): string {
   const dir = mkdtempSync(join(tmpdir(), `inosync-watch-${tag}-`));
   scratch.push(dir);
   return dir;
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 interface Session {
@@ -104,14 +97,15 @@ async function withWatcher(
       waitFor(
         () => seen(kind, path, isDir),
         WAIT_MS,
-        () =>
-          `${kind} ${JSON.stringify(path)}${isDir === undefined ? '' : ` isDir=${isDir}`}; got ${JSON.stringify(events.slice(-30))}`,
+        `${kind} ${JSON.stringify(path)}${isDir === undefined ? '' : ` isDir=${isDir}`}`,
+        () => `got ${JSON.stringify(events.slice(-30))}`,
       ),
     expectCreated: (path, isDir) =>
       waitFor(
         () => seen('create', path, isDir) || events.some((e) => e.kind === 'create' && e.isDir && path.startsWith(e.path + '/')),
         WAIT_MS,
-        () => `create ${JSON.stringify(path)} or of a directory above it; got ${JSON.stringify(events.slice(-30))}`,
+        `create ${JSON.stringify(path)} or of a directory above it`,
+        () => `got ${JSON.stringify(events.slice(-30))}`,
       ),
     settle: async () => {
       const name = `settle-marker-${++markers}`;
@@ -373,7 +367,7 @@ for (const backend of BACKENDS) {
       });
       try {
         rmSync(root, { recursive: true });
-        await waitFor(() => problems.length > 0, WAIT_MS, () => 'a root problem');
+        await waitFor(() => problems.length > 0, WAIT_MS, 'a root problem');
         assert.equal(problems[0]?.kind, 'root');
         assert.match(problems[0]?.message ?? '', /restart/);
       } finally {

@@ -13,6 +13,7 @@ import { decode, encode } from '../../src/protocol/codec.js';
 import { open, seal } from '../../src/protocol/envelope.js';
 import { parseAgentMessage } from '../../src/protocol/messages.js';
 import { signerFromSeed, verifierFor, type Verifier } from '../../src/protocol/sign.js';
+import { sleep } from '../../harness/wait.js';
 
 const seedOf = (who: string): Uint8Array => new Uint8Array(createHash('sha256').update(`fanout-ref ${who}`).digest());
 const master = signerFromSeed(seedOf('master'));
@@ -66,7 +67,7 @@ async function server(agents: number, rounds: number): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     await round();
     // Batches are spaced in the real workload too: one round at a time, sockets idle between.
-    await new Promise((r) => setTimeout(r, 2));
+    await sleep(2);
   }
   const c1 = process.cpuUsage(c0);
   process.stdout.write(JSON.stringify({ agents, rounds, cpuUsPerRound: (c1.user + c1.system) / rounds }) + '\n');

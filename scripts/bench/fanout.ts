@@ -8,9 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BareRsyncd, Cluster, cpuMs, limitRow, memMB, startMasterInfo, ratioRow, round, run, sameFile, sameMtime, scratchDir, sleep, summary, until,
+  BareRsyncd, Cluster, cpuMs, limitRow, memMB, startMasterInfo, ratioRow, round, run, sameFile, sameMtime, scratchDir, summary, until,
   waitFor, withCluster, type Ctx, type Row, type WorkloadResult,
 } from './lib.js';
+import { sleep } from '../../harness/wait.js';
 
 const REF = new URL('./fanout-ref.js', import.meta.url).pathname;
 

@@ -3,8 +3,9 @@
 // 1.2x of their time in a run without the slow agent (two agents only), each
 // measured as the median of a few bursts in the same cluster.
 import {
-  Cluster, ratioRow, round, sleep, startInfo, summary, timeConverged, withCluster, writeFiles, type Ctx, type WorkloadResult,
+  Cluster, ratioRow, round, startInfo, summary, timeConverged, withCluster, writeFiles, type Ctx, type WorkloadResult,
 } from './lib.js';
+import { sleep } from '../../harness/wait.js';
 
 const FAST = [0, 1];
 

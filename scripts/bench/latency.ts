@@ -7,9 +7,10 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import {
-  assertStrictlyConverged, BareRsyncd, Cluster, ratioRow, round, run, sameFile, sameMtime, scratchDir, sleep, summary, until, withCluster,
+  assertStrictlyConverged, BareRsyncd, Cluster, ratioRow, round, run, sameFile, sameMtime, scratchDir, summary, until, withCluster,
   type Ctx, type WorkloadResult,
 } from './lib.js';
+import { sleep } from '../../harness/wait.js';
 
 const AGENTS = 3;
 

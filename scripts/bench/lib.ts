@@ -4,9 +4,10 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, waitFor } from '../../test/helpers/cluster.js';
-import { findFreePort } from '../../test/helpers/ports.js';
-import { assertTreesEqual, snapshotTree } from '../../test/helpers/tree.js';
+import { Cluster } from '../../harness/cluster.js';
+import { sleep, waitFor } from '../../harness/wait.js';
+import { findFreePort } from '../../harness/ports.js';
+import { assertTreesEqual, snapshotTree } from '../../harness/tree.js';
 
 // --- results ----------------------------------------------------------------
 
@@ -110,8 +111,6 @@ export function summary(samples: number[]): { n: number; p50: number; p95: numbe
     mean: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length),
   };
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 // --- /proc ------------------------------------------------------------------
 
@@ -386,7 +385,7 @@ export async function timeConverged(
   }
 }
 
-/** The strict comparison of test/helpers (content hashes included); untimed. */
+/** The strict comparison of harness/tree.ts (content hashes included); untimed. */
 export async function assertStrictlyConverged(c: Cluster, which: number[]): Promise<void> {
   const o = await snapshotTree(c.origin());
   for (const i of which) assertTreesEqual(await snapshotTree(c.mirror(i)), o, { names: [`mirror${i}`, 'origin'] });

@@ -6,8 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cluster, ratioRow, round, sameFile, sameMtime, scratchDir, sleep, startInfo, summary, until, withCluster, type Ctx, type WorkloadResult } from './lib.js';
-import { selfSignedCert } from '../../test/helpers/certs.js';
+import { Cluster, ratioRow, round, sameFile, sameMtime, scratchDir, startInfo, summary, until, withCluster, type Ctx, type WorkloadResult } from './lib.js';
+import { sleep } from '../../harness/wait.js';
+import { selfSignedCert } from '../../harness/certs.js';
 
 /** ms from the write to the file being identical on the cluster's one mirror. */
 async function propagate(c: Cluster, name: string, content: Buffer): Promise<number> {

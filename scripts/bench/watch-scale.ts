@@ -1,16 +1,28 @@
 // watch scale: time to ready and RSS of each watcher backend on a tree of
-// 100,000 files in 5,000 directories, through scripts/watch-scale.ts (one
-// fresh process per backend). Baselines from the same run: a plain recursive
+// 100,000 files in 5,000 directories, each measured by this same file run as a
+// child (one fresh process per backend, so the memory of one backend does not
+// count against the other). Baselines from the same run: a plain recursive
 // readdir of the same tree shape (the least any watcher must do to start)
-// and the RSS of the watch-scale process before its watcher started.
+// and the RSS of the child before its watcher started.
 // Then 1,000,000 files with inotify (the default) and parcel (not with
 // --quick): measured with --million, else extrapolated from 300,000.
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+//
+// The child alone: node dist/scripts/bench/watch-scale.js <inotify|chokidar|parcel> <files> <dirs>
+// prints one JSON line: time to ready, resident memory, inotify watches and
+// single-event latency.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { limitRow, round, run, scratchDir, type Ctx, type Row, type WorkloadResult } from './lib.js';
+import { startWatcher } from '../../src/master/watcher/index.js';
+import { countInotifyWatches } from '../../src/master/watcher/inotify-watches.js';
+import type { BackendName, WatchEvent, WatchProblem } from '../../src/master/watcher/types.js';
+import { sleep } from '../../harness/wait.js';
+// Types only: the child must not load the bench's machinery (its RSS is measured).
+import type { Ctx, Row, WorkloadResult } from './lib.js';
 
-const SCALE = new URL('../watch-scale.js', import.meta.url).pathname;
-const FANOUT = 16; // as scripts/watch-scale.ts builds it
+const SELF = new URL(import.meta.url).pathname;
+const FANOUT = 16;
+const LATENCY_SAMPLES = 5;
 
 interface ScaleResult {
   backend: string;
@@ -25,23 +37,30 @@ interface ScaleResult {
 }
 
 async function scale(backend: string, files: number, dirs: number): Promise<ScaleResult & { wallMs: number }> {
-  const out = await run(process.execPath, [SCALE, backend, String(files), String(dirs)]);
+  const { run } = await import('./lib.js');
+  const out = await run(process.execPath, [SELF, backend, String(files), String(dirs)]);
   if (out.code !== 0) throw new Error(`watch-scale ${backend} ${files} ${dirs} failed: ${out.stderr.trim()}`);
   return { ...(JSON.parse(out.stdout.trim().split('\n').pop()!) as ScaleResult), wallMs: out.ms };
 }
 
-/** The same tree shape as watch-scale.ts, walked with readdir: ms to list every directory. */
+/** A balanced tree of `dirs` directories, `files` empty files spread evenly; returns the directories. */
+function buildTree(root: string, files: number, dirs: number): string[] {
+  const paths: string[] = [];
+  for (let i = 0; i < dirs; i++) {
+    const parent = i < FANOUT ? root : paths[Math.floor(i / FANOUT) - 1]!;
+    const dir = join(parent, `d${i}`);
+    mkdirSync(dir);
+    paths.push(dir);
+  }
+  for (let j = 0; j < files; j++) writeFileSync(join(paths[j % dirs]!, `f${j}`), '');
+  return paths;
+}
+
+/** The tree the child watches, walked with readdir: ms to list every directory. */
 function walkBaseline(files: number, dirs: number): number {
-  const root = scratchDir('walk');
+  const root = mkdtempSync(join(tmpdir(), 'inosync-bench-walk-'));
   try {
-    const paths: string[] = [];
-    for (let i = 0; i < dirs; i++) {
-      const parent = i < FANOUT ? root : paths[Math.floor(i / FANOUT) - 1]!;
-      const dir = join(parent, `d${i}`);
-      mkdirSync(dir);
-      paths.push(dir);
-    }
-    for (let j = 0; j < files; j++) writeFileSync(join(paths[j % dirs]!, `f${j}`), '');
+    buildTree(root, files, dirs);
     const t0 = performance.now();
     let entries = 0;
     const stack = [root];
@@ -61,6 +80,7 @@ function walkBaseline(files: number, dirs: number): number {
 }
 
 export async function watchScale(ctx: Ctx): Promise<WorkloadResult> {
+  const { limitRow, round } = await import('./lib.js');
   const files = ctx.quick ? 20_000 : 100_000;
   const dirs = files / 20;
   const rows: Row[] = [];
@@ -124,7 +144,7 @@ export async function watchScale(ctx: Ctx): Promise<WorkloadResult> {
     }
     if (!ctx.million) notes.push('1M figures are extrapolated (linear in files from the 100k and 300k runs), not measured; `--million` measures them (a few minutes more: tree building dominates)');
   }
-  notes.push(`scripts/watch-scale.ts, one fresh process per backend, tree built in the same process just before (warm page cache); the walk baseline is a readdir of an identical tree`);
+  notes.push(`scripts/bench/watch-scale.ts as a child, one fresh process per backend, tree built in the same process just before (warm page cache); the walk baseline is a readdir of an identical tree`);
   return { name: 'watch-scale', rows, notes, data };
 }
 
@@ -134,4 +154,93 @@ function maxWatches(): string {
   } catch {
     return 'unknown';
   }
+}
+
+// --- the child: one backend, one tree -------------------------------------------
+
+function usage(why: string): never {
+  process.stderr.write(`${why}\nusage: watch-scale <inotify|chokidar|parcel> <files> <dirs>\n`);
+  process.exit(2);
+}
+
+function childArgs(argv: string[]): { backend: BackendName; files: number; dirs: number } {
+  const [backend, files, dirs] = argv;
+  if (backend !== 'inotify' && backend !== 'chokidar' && backend !== 'parcel') usage(`unknown backend "${backend ?? ''}"`);
+  const n = Number(files);
+  const m = Number(dirs);
+  if (!Number.isInteger(n) || n < 0) usage(`files must be a whole number, got "${files ?? ''}"`);
+  if (!Number.isInteger(m) || m < 1) usage(`dirs must be a whole number >= 1, got "${dirs ?? ''}"`);
+  return { backend, files: n, dirs: m };
+}
+
+const mb = (bytes: number): number => Math.round(bytes / 1048576);
+
+async function measure(backend: BackendName, files: number, dirs: number): Promise<ScaleResult> {
+  const root = mkdtempSync(join(tmpdir(), `inosync-scale-${backend}-`));
+  try {
+    const dirPaths = buildTree(root, files, dirs);
+    const rssBaseMB = mb(process.memoryUsage().rss);
+    const problems: WatchProblem[] = [];
+    let onEvent: ((e: WatchEvent) => void) | undefined;
+
+    const t0 = performance.now();
+    const watcher = await startWatcher(backend, {
+      root,
+      ignore: () => false,
+      onEvents: (events) => events.forEach((e) => onEvent?.(e)),
+      onProblem: (p) => problems.push(p),
+    });
+    const readyMs = Math.round(performance.now() - t0);
+    const rssMB = mb(process.memoryUsage().rss);
+    const watches = countInotifyWatches() ?? null;
+
+    const latencies: number[] = [];
+    const deepest = dirPaths[dirPaths.length - 1]!;
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const name = `latency-probe-${i}`;
+      const rel = join(deepest, name).slice(root.length + 1);
+      // The timer also keeps the process alive: the inotify backend's
+      // fs.watch handles are not persistent (the master's sockets are what
+      // keep it running), and an empty event loop would end this process
+      // silently while it waits.
+      const seen = new Promise<number>((resolve, reject) => {
+        const timeout = setTimeout(() => reject(new Error(`no event for ${rel} within 30 s`)), 30_000);
+        onEvent = (e) => {
+          if (e.path !== rel) return;
+          clearTimeout(timeout);
+          resolve(performance.now());
+        };
+      });
+      const start = performance.now();
+      writeFileSync(join(deepest, name), '');
+      latencies.push((await seen) - start);
+      await sleep(100);
+    }
+    latencies.sort((a, b) => a - b);
+    await watcher.close();
+    return {
+      backend,
+      files,
+      dirs,
+      readyMs,
+      rssMB,
+      watches,
+      rssBaseMB,
+      latencyMs: Math.round(latencies[Math.floor(latencies.length / 2)]! * 10) / 10,
+      problems: problems.map((p) => p.kind),
+    };
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] === SELF) {
+  const { backend, files, dirs } = childArgs(process.argv.slice(2));
+  measure(backend, files, dirs).then(
+    (result) => process.stdout.write(JSON.stringify(result) + '\n'),
+    (err: unknown) => {
+      process.stderr.write(`watch-scale failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

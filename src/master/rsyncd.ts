@@ -1,16 +1,19 @@
 // Runs and supervises the rsync daemon agents pull from: writes its private
 // runtime directory, starts `rsync --daemon --no-detach`, restarts it with
 // backoff when it dies, and on stop leaves neither processes nor files behind.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, mkdtemp, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { rmSync } from 'node:fs';
+import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { unbracket } from '../common/sockets.js';
 import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from '../rsync/daemon-conf.js';
+import { accepts, portProblem, probeHost } from './port-probe.js';
+import { OWNER_FILE, orphanedDaemons, ownerFileText } from './proc-scan.js';
+import { describeExit, groupGone, killGroup } from './process-group.js';
+import { RestartBackoff } from './restart-backoff.js';
+import { spawnRsyncd, type Spawned } from './rsyncd-process.js';
 
 export interface RsyncDaemonTiming {
   /** how long the daemon may take to accept connections */
@@ -80,25 +83,6 @@ export interface RsyncDaemonExit {
 }
 
 const PROBE_INTERVAL_MS = 50;
-const LOG_POLL_MS = 200;
-/** The log file is emptied once read past this size: nothing else rotates it. */
-const LOG_MAX_BYTES = 1024 * 1024;
-const PROBE_TIMEOUT_MS = 1_000;
-const TAIL_LINES = 20;
-/** In the runtime dir: the pid of the process supervising the daemon. */
-const OWNER_FILE = 'owner';
-/** rsync's own "YYYY/MM/DD hh:mm:ss " prefix; the master's logger adds a time already. */
-const RSYNC_TIME_PREFIX = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d /;
-
-/** One spawned daemon process and what it said. */
-interface Spawned {
-  proc: ChildProcess;
-  pid: number;
-  startedAt: number;
-  tail: string[];
-  exit: { code: number | null; signal: NodeJS.Signals | null } | null;
-  exited: Promise<void>;
-}
 
 /**
  * Events:
@@ -121,14 +105,14 @@ export class RsyncDaemon extends EventEmitter {
   private stopping = false;
   private restarts = 0;
   private lastError: string | null = null;
-  private nextDelay: number;
+  private readonly backoff: RestartBackoff;
   private timer: NodeJS.Timeout | null = null;
   private readonly onProcessExit = (): void => this.killSync();
 
   constructor(private readonly opts: RsyncDaemonOptions) {
     super();
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
-    this.nextDelay = this.timing.backoffInitialMs;
+    this.backoff = new RestartBackoff(this.timing);
     this.users = [...(isMap(opts.credentials) ? opts.credentials.values() : opts.credentials)];
     const own = { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
     this.privileged = own.uid === 0;
@@ -167,7 +151,7 @@ export class RsyncDaemon extends EventEmitter {
     if (this.active) throw new Error('the rsync daemon is already started; stop() it first');
     this.active = true;
     this.stopping = false;
-    this.nextDelay = this.timing.backoffInitialMs;
+    this.backoff.reset();
     process.on('exit', this.onProcessExit);
     try {
       // mkdtemp makes the directory 0700: nobody else may read the secrets,
@@ -213,7 +197,7 @@ export class RsyncDaemon extends EventEmitter {
       dir,
       privileged: this.privileged,
     });
-    await writePrivate(join(dir, OWNER_FILE), `${process.pid}\n${this.opts.front ?? ''}\n`);
+    await writePrivate(join(dir, OWNER_FILE), ownerFileText(process.pid, this.opts.front));
     await writePrivate(join(dir, 'rsyncd.conf'), files.conf);
     await writePrivate(secretsFilePath(dir), files.secrets);
     for (const [name, content] of files.excludeFiles) await writePrivate(excludeFilePath(dir, name), content);
@@ -259,59 +243,20 @@ export class RsyncDaemon extends EventEmitter {
     return found.length;
   }
 
-  private async spawnDaemon(): Promise<Spawned> {
+  private spawnDaemon(): Promise<Spawned> {
     const { binary, host, port } = this.opts;
-    const tail: string[] = [];
-    const onLine = (line: string): void => {
-      const text = line.replace(RSYNC_TIME_PREFIX, '').trimEnd();
-      if (text === '') return;
-      tail.push(text);
-      if (tail.length > TAIL_LINES) tail.shift();
-      this.emit('log', text);
-    };
-    const log = await LogTail.open(logFilePath(this.dir!), onLine);
-    const args = [
-      '--daemon',
-      // Stay in the foreground as our child, so we see it die and can restart it.
-      '--no-detach',
-      `--config=${join(this.dir!, 'rsyncd.conf')}`,
-      `--port=${port}`,
-      `--address=${unbracket(host)}`,
-    ];
-    return new Promise((resolve, reject) => {
-      const proc = spawn(binary, args, {
-        // Its own process group: stop() signals the daemon and every
-        // per-connection child it forked in one go.
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // Only what the daemon needs: nothing of the master's environment
-        // should reach it (rsyncd.conf expands %VAR% references, RSYNC_*
-        // variables change its behaviour).
-        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
-      });
-      const s: Spawned = { proc, pid: -1, startedAt: Date.now(), tail, exit: null, exited: Promise.resolve() };
-      s.exited = new Promise<void>((done) => {
-        proc.once('exit', (code, signal) => {
-          // Its last words (e.g. why it could not bind) are read before anyone hears it died.
-          void log.close().then(() => {
-            s.exit = { code, signal };
-            done();
-          });
-        });
-      });
-      // Errors from before the log file is open (config, bind) come on stdout/stderr.
-      splitLines(proc.stdout!, onLine);
-      splitLines(proc.stderr!, onLine);
-      proc.once('error', (err: NodeJS.ErrnoException) => {
-        void log.close();
-        if (err.code === 'ENOENT') reject(new Error(`rsync binary "${binary}" not found: install rsync or set rsync.binary to its path`));
-        else if (err.code === 'EACCES') reject(new Error(`rsync binary "${binary}" is not executable: check its permissions or set rsync.binary`));
-        else reject(new Error(`could not start the rsync daemon "${binary}": ${err.message}`));
-      });
-      proc.once('spawn', () => {
-        s.pid = proc.pid!;
-        resolve(s);
-      });
+    return spawnRsyncd({
+      binary,
+      args: [
+        '--daemon',
+        // Stay in the foreground as our child, so we see it die and can restart it.
+        '--no-detach',
+        `--config=${join(this.dir!, 'rsyncd.conf')}`,
+        `--port=${port}`,
+        `--address=${unbracket(host)}`,
+      ],
+      logFile: logFilePath(this.dir!),
+      onLog: (text) => this.emit('log', text),
     });
   }
 
@@ -347,19 +292,18 @@ export class RsyncDaemon extends EventEmitter {
     // under a supervisor that no longer tracks them.
     killGroup(s.pid, 'SIGKILL');
     const uptimeMs = Date.now() - s.startedAt;
-    if (uptimeMs >= this.timing.stableAfterMs) this.nextDelay = this.timing.backoffInitialMs;
+    this.backoff.died(uptimeMs);
     const exit = s.exit ?? { code: null, signal: null };
     const last = s.tail.length > 0 ? `; last output: ${s.tail[s.tail.length - 1]}` : '';
     const message = `the rsync daemon (pid ${s.pid}) ${describeExit(exit)} after ${uptimeMs} ms${last}`;
     this.lastError = message;
-    const info: RsyncDaemonExit = { pid: s.pid, code: exit.code, signal: exit.signal, uptimeMs, restartInMs: this.nextDelay, message };
+    const info: RsyncDaemonExit = { pid: s.pid, code: exit.code, signal: exit.signal, uptimeMs, restartInMs: this.backoff.nextMs, message };
     this.emit('exit', info);
     this.scheduleRestart();
   }
 
   private scheduleRestart(): void {
-    const delay = this.nextDelay;
-    this.nextDelay = Math.min(delay * 2, this.timing.backoffMaxMs);
+    const delay = this.backoff.take();
     this.timer = setTimeout(() => {
       this.timer = null;
       void this.restart();
@@ -381,7 +325,7 @@ export class RsyncDaemon extends EventEmitter {
     } catch (err) {
       if (this.stopping) return;
       this.lastError = messageOf(err);
-      const info: RsyncDaemonExit = { pid: -1, code: null, signal: null, uptimeMs: 0, restartInMs: this.nextDelay, message: this.lastError };
+      const info: RsyncDaemonExit = { pid: -1, code: null, signal: null, uptimeMs: 0, restartInMs: this.backoff.nextMs, message: this.lastError };
       this.emit('exit', info);
       this.scheduleRestart();
     }
@@ -407,69 +351,6 @@ export class RsyncDaemon extends EventEmitter {
   }
 }
 
-/** Follows the daemon's log file from where it ended when the daemon started. */
-class LogTail {
-  private offset = 0;
-  private readonly decoder = new StringDecoder('utf8');
-  private partial = '';
-  private timer: NodeJS.Timeout | null = null;
-  private reading: Promise<void> = Promise.resolve();
-  private closed = false;
-
-  private constructor(
-    private readonly handle: FileHandle,
-    private readonly onLine: (line: string) => void,
-  ) {}
-
-  static async open(path: string, onLine: (line: string) => void): Promise<LogTail> {
-    // 'a+' creates the file (0600) and allows truncating it; rsync appends.
-    const handle = await open(path, 'a+', 0o600);
-    const t = new LogTail(handle, onLine);
-    t.offset = (await handle.stat()).size;
-    t.timer = setInterval(() => void t.poll(), LOG_POLL_MS);
-    t.timer.unref();
-    return t;
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.timer !== null) clearInterval(this.timer);
-    await this.poll(true);
-    const rest = this.partial + this.decoder.end();
-    if (rest !== '') this.onLine(rest);
-    this.partial = '';
-    await this.handle.close();
-  }
-
-  private poll(final = false): Promise<void> {
-    if (this.closed && !final) return this.reading;
-    this.reading = this.reading.then(() => this.read()).catch(() => undefined);
-    return this.reading;
-  }
-
-  private async read(): Promise<void> {
-    const { size } = await this.handle.stat();
-    if (size < this.offset) this.offset = 0; // emptied by someone else
-    const buf = Buffer.alloc(64 * 1024);
-    while (this.offset < size) {
-      const { bytesRead } = await this.handle.read(buf, 0, Math.min(buf.length, size - this.offset), this.offset);
-      if (bytesRead === 0) break;
-      this.offset += bytesRead;
-      const lines = (this.partial + this.decoder.write(buf.subarray(0, bytesRead))).split('\n');
-      this.partial = lines.pop()!;
-      for (const l of lines) this.onLine(l);
-    }
-    if (this.offset > LOG_MAX_BYTES && this.partial === '') {
-      // rsync writes with O_APPEND, so its next line lands at the new end.
-      // A line written between the read above and this is lost; rare, and
-      // better than a log that grows for as long as the master runs.
-      await this.handle.truncate(0);
-      this.offset = 0;
-    }
-  }
-}
-
 function isMap(c: RsyncDaemonOptions['credentials']): c is ReadonlyMap<string, RsyncdUser> {
   return c instanceof Map;
 }
@@ -482,172 +363,6 @@ async function writePrivate(path: string, content: string): Promise<void> {
   await rename(tmp, path);
 }
 
-function killGroup(pgid: number, signal: NodeJS.Signals): void {
-  if (pgid <= 0) return;
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // ESRCH: the group is already gone
-  }
-}
-
-/**
- * True once no live process is left in the group. Exited children of a dead
- * daemon stay zombies until init reaps them, and some container inits never
- * do; those hold no resources, so /proc is read to skip them.
- */
-async function groupGone(pgid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (liveGroupMembers(pgid) === 0) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(PROBE_INTERVAL_MS);
-  }
-}
-
-function liveGroupMembers(pgid: number): number {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return groupSignalable(pgid) ? 1 : 0;
-  }
-  let n = 0;
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we looked
-    }
-    // "pid (comm) state ppid pgrp ...": comm may contain spaces and ")".
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') n++;
-  }
-  return n;
-}
-
-/**
- * Daemons started by this code (runtime dir name, argv shape) on `port`, or
- * behind the TLS front on `front`, whose supervisor is gone: each is a group
- * leader (connection children are not) whose parent is no longer the pid in
- * its owner file. A daemon from before owner files counts only once init has
- * adopted it.
- */
-function orphanedDaemons(port: number, front: number | undefined): { pid: number; dir: string }[] {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return [];
-  }
-  const out: { pid: number; dir: string }[] = [];
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let argv: string[];
-    let stat: string;
-    try {
-      argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
-      stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    if (!argv.includes('--daemon')) continue;
-    const conf = argv.find((a) => a.startsWith('--config='))?.slice('--config='.length);
-    if (conf === undefined || basename(conf) !== 'rsyncd.conf' || !/^inosync-rsyncd-[A-Za-z0-9]+$/.test(basename(dirname(conf)))) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const pid = Number(e);
-    const ppid = Number(fields[1]);
-    if (Number(fields[2]) !== pid || fields[0] === 'Z') continue;
-    let owner = NaN;
-    let ownerFront = '';
-    try {
-      const [pidLine = '', frontLine = ''] = readFileSync(join(dirname(conf), OWNER_FILE), 'utf8').split('\n');
-      owner = Number(pidLine);
-      ownerFront = frontLine;
-    } catch {
-      // an older master's daemon, or its directory was cleaned away
-    }
-    const mine = argv.includes(`--port=${port}`) || (front !== undefined && ownerFront === String(front));
-    if (!mine) continue;
-    if (Number.isNaN(owner) ? ppid !== 1 : ppid === owner) continue;
-    out.push({ pid, dir: dirname(conf) });
-  }
-  return out;
-}
-
-function groupSignalable(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Why binding host:port would fail, or null when it is free. */
-function portProblem(host: string, port: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', (err: NodeJS.ErrnoException) => {
-      const where = `${host}:${port}`;
-      if (err.code === 'EADDRINUSE') resolve(`${where} is already in use (another rsync daemon, or one left by an earlier master?): stop it or choose another rsync.listen.port`);
-      else if (err.code === 'EADDRNOTAVAIL') resolve(`${host} is not an address of this host: fix rsync.listen.host`);
-      else if (err.code === 'EACCES') resolve(`not allowed to listen on ${where}: ports below 1024 need root`);
-      else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') resolve(`cannot resolve rsync.listen.host "${host}"`);
-      else resolve(`cannot listen on ${where}: ${err.message}`);
-    });
-    srv.listen({ host: unbracket(host), port, exclusive: true }, () => srv.close(() => resolve(null)));
-  });
-}
-
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = connect({ host, port });
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(PROBE_TIMEOUT_MS, () => done(false));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-  });
-}
-
-/** A wildcard address cannot be connected to; its loopback twin reaches the same socket. */
-function probeHost(host: string): string {
-  const h = unbracket(host);
-  if (h === '0.0.0.0' || h === '') return '127.0.0.1';
-  if (h === '::') return '::1';
-  return h;
-}
-
-function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let buf = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    buf += chunk;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      onLine(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-    }
-  });
-  stream.on('end', () => {
-    if (buf !== '') onLine(buf);
-    buf = '';
-  });
-}
-
-function describeExit(e: { code: number | null; signal: NodeJS.Signals | null }): string {
-  return e.signal !== null ? `was killed by ${e.signal}` : `exited with code ${String(e.code)}`;
-}
-
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -6,14 +6,15 @@ import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generateKeyFile } from '../../src/common/keyfile.js';
-import type { MasterStatus } from '../../src/protocol/status.js';
+import { generateKeyFile } from '../src/common/keyfile.js';
+import type { MasterStatus } from '../src/protocol/status.js';
 import { findFreePort } from './ports.js';
 import { snapshotTree, assertTreesEqual, type Entry } from './tree.js';
-import { compileExcludes } from '../../src/rsync/excludes.js';
+import { compileExcludes } from '../src/rsync/excludes.js';
 import { descendants, signal } from './procs.js';
+import { waitFor } from './wait.js';
 
-const DIST = new URL('../../src/cli/', import.meta.url).pathname;
+const DIST = new URL('../src/cli/', import.meta.url).pathname;
 
 export interface ClusterPath {
   name: string;
@@ -300,24 +301,5 @@ export class Cluster {
     for (const o of orphans) signal(o.pid, 'SIGKILL');
     if (process.env.INOSYNC_KEEP_TEST_DIRS) process.stderr.write(`kept ${this.dir}\n`);
     else rmSync(this.dir, { recursive: true, force: true });
-  }
-}
-
-export async function waitFor(
-  predicate: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-  explain?: () => string | Promise<string>,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 10;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) {
-      const detail = explain ? `\n${await explain()}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
-    }
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(200, delay * 2);
   }
 }

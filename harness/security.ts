@@ -4,12 +4,12 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadSecretKey } from '../../src/common/keyfile.js';
-import { parsePublicKey, parseSecretKeyFile } from '../../src/protocol/keys.js';
-import { signerFromSeed, type Signer } from '../../src/protocol/sign.js';
+import { loadSecretKey } from '../src/common/keyfile.js';
+import { parsePublicKey, parseSecretKeyFile } from '../src/protocol/keys.js';
+import { signerFromSeed, type Signer } from '../src/protocol/sign.js';
 import type { Cluster } from './cluster.js';
 
-export const CLI = new URL('../../src/cli/', import.meta.url).pathname;
+export const CLI = new URL('../src/cli/', import.meta.url).pathname;
 
 export interface RunResult {
   code: number | null;
@@ -137,4 +137,3 @@ export function cmdlineOf(pid: number): string[] {
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

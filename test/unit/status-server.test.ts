@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import type { MasterStatus, NodeState, NodeStatus } from '../src/protocol/status.js';
-import { startStatusServer } from '../src/master/status-server.js';
-import { runStatusCommand } from '../src/cli/status-cmd.js';
+import type { MasterStatus, NodeState, NodeStatus } from '../../src/protocol/status.js';
+import { startStatusServer } from '../../src/master/status-server.js';
+import { runStatusCommand } from '../../src/cli/status-cmd.js';
 
 function node(name: string, state: NodeState, over: Partial<NodeStatus> = {}): NodeStatus {
   return {

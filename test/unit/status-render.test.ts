@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { MasterStatus, NodeState, NodeStatus } from '../src/protocol/status.js';
-import { NODE_STATES, renderMetrics } from '../src/master/metrics.js';
-import { formatBytes, formatDuration, renderStatusTable, statusExitCode } from '../src/cli/status-table.js';
-import { statusUrlFromListen } from '../src/cli/status-cmd.js';
-import { parseExposition, sample } from './helpers/prometheus.js';
+import type { MasterStatus, NodeState, NodeStatus } from '../../src/protocol/status.js';
+import { NODE_STATES, renderMetrics } from '../../src/master/metrics.js';
+import { formatBytes, formatDuration, renderStatusTable, statusExitCode } from '../../src/cli/status-table.js';
+import { statusUrlFromListen } from '../../src/cli/status-cmd.js';
+import { parseExposition, sample } from '../../harness/prometheus.js';
 
 // --- fixtures ---------------------------------------------------------------
 

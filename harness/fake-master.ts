@@ -8,17 +8,17 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';
 import nacl from 'tweetnacl';
-import { decode, encode } from '../../src/protocol/codec.js';
-import { open, seal } from '../../src/protocol/envelope.js';
-import { connectionId, sameBytes, sealCredentials, type RsyncCredentials } from '../../src/protocol/handshake.js';
-import { HEARTBEAT_MS } from '../../src/protocol/limits.js';
-import { NONCE_BYTES, parseAgentMessage, parseAuth, parseHello, type AgentMessage, type Auth, type Hello } from '../../src/protocol/messages.js';
-import { verifierFor, type Signer, type Verifier } from '../../src/protocol/sign.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
-import type { PathChanges } from '../../src/protocol/changes.js';
-import { makeCredentials } from '../../src/master/credentials.js';
-import { RsyncDaemon } from '../../src/master/rsyncd.js';
-import { waitFor } from './cluster.js';
+import { decode, encode } from '../src/protocol/codec.js';
+import { open, seal } from '../src/protocol/envelope.js';
+import { connectionId, sameBytes, sealCredentials, type RsyncCredentials } from '../src/protocol/handshake.js';
+import { HEARTBEAT_MS } from '../src/protocol/limits.js';
+import { NONCE_BYTES, parseAgentMessage, parseAuth, parseHello, type AgentMessage, type Auth, type Hello } from '../src/protocol/messages.js';
+import { verifierFor, type Signer, type Verifier } from '../src/protocol/sign.js';
+import { PROTOCOL_VERSION } from '../src/protocol/version.js';
+import type { PathChanges } from '../src/protocol/changes.js';
+import { makeCredentials } from '../src/master/credentials.js';
+import { RsyncDaemon } from '../src/master/rsyncd.js';
+import { waitFor } from './wait.js';
 
 export interface FakeMasterOptions {
   host?: string;

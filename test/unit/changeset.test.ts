@@ -1,8 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChangeSet } from '../src/protocol/changeset.js';
-import type { ChangeKind, PathChanges } from '../src/protocol/changes.js';
-import { isWithin } from '../src/protocol/relpath.js';
+import { ChangeSet } from '../../src/protocol/changeset.js';
+import type { ChangeKind, PathChanges } from '../../src/protocol/changes.js';
+import { isWithin } from '../../src/protocol/relpath.js';
+import { Rng } from '../../harness/rng.js';
 
 const BIG = 1_000_000;
 
@@ -67,24 +68,14 @@ class Model {
   }
 }
 
-// Deterministic pseudo-random numbers (mulberry32), so failures reproduce.
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomAdds(seed: number, n: number, names = ['a', 'b', 'c'], maxDepth = 4): Array<[string, ChangeKind]> {
-  const r = rng(seed);
+  const r = new Rng(seed);
   const kinds: ChangeKind[] = ['file', 'file', 'file', 'dir', 'dir', 'tree'];
   const out: Array<[string, ChangeKind]> = [];
   for (let i = 0; i < n; i++) {
-    const depth = 1 + Math.floor(r() * maxDepth);
-    const segs = Array.from({ length: depth }, () => names[Math.floor(r() * names.length)]!);
-    out.push([segs.join('/'), kinds[Math.floor(r() * kinds.length)]!]);
+    const depth = r.int(1, maxDepth);
+    const segs = Array.from({ length: depth }, () => r.pick(names));
+    out.push([segs.join('/'), r.pick(kinds)]);
   }
   return out;
 }
@@ -279,9 +270,9 @@ describe('ChangeSet against a reference model', () => {
     for (let seed = 1; seed <= 200; seed++) {
       const adds = randomAdds(seed, 30);
       const shuffled = [...adds];
-      const r = rng(seed * 7919);
+      const r = new Rng(seed * 7919);
       for (let i = shuffled.length - 1; i > 0; i--) {
-        const j = Math.floor(r() * (i + 1));
+        const j = r.below(i + 1);
         [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
       }
       assert.deepEqual(changes(set(BIG, adds)), changes(set(BIG, shuffled)), `seed ${seed}`);

@@ -3,7 +3,7 @@
 // checked by hand against the binary; excludes-rsync.test.ts does so at random).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileExcludes, excludePatternProblem, ExcludePatternError } from '../src/rsync/excludes.js';
+import { compileExcludes, excludePatternProblem, ExcludePatternError } from '../../src/rsync/excludes.js';
 
 /** Paths as [rel, isDir]; a bare string is a file. */
 type P = string | [string, boolean];

@@ -4,17 +4,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseAgentConfig } from '../src/config/agent.js';
-import { ConfigError, formatProblem, type ConfigProblem } from '../src/config/errors.js';
-import { checkConfigFile, detectConfigKind, loadAgentConfig, loadMasterConfig } from '../src/config/load.js';
-import { parseMasterConfig } from '../src/config/master.js';
-import { isPublicKeyB64 } from '../src/protocol/keys.js';
-import type { AgentConfig, MasterConfig } from '../src/config/types.js';
+import { parseAgentConfig } from '../../src/config/agent.js';
+import { ConfigError, formatProblem, type ConfigProblem } from '../../src/config/errors.js';
+import { checkConfigFile, detectConfigKind, loadAgentConfig, loadMasterConfig } from '../../src/config/load.js';
+import { parseMasterConfig } from '../../src/config/master.js';
+import { isPublicKeyB64 } from '../../src/protocol/keys.js';
+import type { AgentConfig, MasterConfig } from '../../src/config/types.js';
 
 const K1 = 'ED6dD44WKxdpn+aM9gRlSC5mtSQ6cI47SBSanev93UQ=';
 const K2 = 'uRPdB6PR37oq0kz6WJZraQ5gRs0ZJCqiK7k47d0zsos=';
 const K3 = '7Q2BCNL7BEckeemCJGfCQZXmQB6x8VSYuTAFQXr46P8=';
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 let root: string;
 /** A fresh directory holding a 0600 key file and a www/ directory. */

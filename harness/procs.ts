@@ -2,6 +2,7 @@
 // (an rsync daemon, rsync clients), so a test can kill exactly those and
 // nothing else on the machine.
 import { readdirSync, readFileSync } from 'node:fs';
+import { sleep } from './wait.js';
 
 export interface ProcInfo {
   pid: number;
@@ -88,6 +89,6 @@ export async function waitGone(pids: number[], timeoutMs = 10_000): Promise<void
   const deadline = Date.now() + timeoutMs;
   while (pids.some(isAlive)) {
     if (Date.now() > deadline) throw new Error(`processes ${pids.filter(isAlive).join(', ')} still alive after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }

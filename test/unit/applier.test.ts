@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '../src/common/manual-clock.js';
-import type { Logger } from '../src/common/log.js';
-import { Applier } from '../src/agent/applier.js';
-import type { RunReport } from '../src/protocol/messages.js';
+import { ManualClock } from '../../src/common/manual-clock.js';
+import type { Logger } from '../../src/common/log.js';
+import { Applier } from '../../src/agent/applier.js';
+import type { RunReport } from '../../src/protocol/messages.js';
 
 const MISSING = '/nonexistent/inosync-test/rsync';
 const TRUE = '/bin/true';

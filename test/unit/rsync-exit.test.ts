@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { classifyRsyncExit, type RsyncExitKind } from '../src/rsync/exit-codes.js';
+import { classifyRsyncExit, type RsyncExitKind } from '../../src/rsync/exit-codes.js';
 
 describe('classifyRsyncExit', () => {
   it('reads success as ok', () => {

@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from '../src/agent/agent.js';
-import { generateKeyFile } from '../src/common/keyfile.js';
-import type { Logger } from '../src/common/log.js';
-import { ManualClock } from '../src/common/manual-clock.js';
-import type { AgentConfig } from '../src/config/types.js';
+import { Agent } from '../../src/agent/agent.js';
+import { generateKeyFile } from '../../src/common/keyfile.js';
+import type { Logger } from '../../src/common/log.js';
+import { ManualClock } from '../../src/common/manual-clock.js';
+import type { AgentConfig } from '../../src/config/types.js';
 
 const quiet: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => quiet };
 

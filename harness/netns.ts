@@ -9,6 +9,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { isAlive, signal } from './procs.js';
+import { sleep } from './wait.js';
 
 /** Every namespace a Lab makes starts with this, then the pid of the process that made it. */
 export const NS_PREFIX = 'inosynclab-';
@@ -156,7 +157,7 @@ export class Lab {
       const r = spawnSync('ip', ['netns', 'exec', this.host(name).ns!, 'ping', '-c', '1', '-W', '1', address], { stdio: 'ignore' });
       if (r.status === 0) return;
       if (Date.now() > deadline) throw new Error(`${name} cannot reach ${address} over the bridge`);
-      await new Promise((res) => setTimeout(res, 50));
+      await sleep(50);
     }
   }
 

@@ -4,7 +4,8 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, readdirSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Cluster, waitFor, type ClusterOptions } from './cluster.js';
+import { Cluster, type ClusterOptions } from './cluster.js';
+import { sleep, waitFor } from './wait.js';
 import type { Lab } from './netns.js';
 import { descendants, isAlive, rsyncDaemonOf, signal, waitGone } from './procs.js';
 
@@ -63,7 +64,7 @@ export async function hardKillAgent(c: Cluster, i: number, when?: () => boolean,
       if (when()) break;
       for (const q of frozen) signal(q, 'SIGCONT');
       if (Date.now() > deadline) throw new Error(`agent ${i}: the moment to kill it never came within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
   }
   // Deepest first, so that unfrozen, rsync's receiver does not see its

@@ -6,12 +6,12 @@
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import nacl from 'tweetnacl';
-import { decode, encode } from '../../src/protocol/codec.js';
-import { open, seal } from '../../src/protocol/envelope.js';
-import { connectionId, openCredentials, type RsyncCredentials } from '../../src/protocol/handshake.js';
-import { NONCE_BYTES, parseChallenge, parseWelcome, type Challenge, type Welcome } from '../../src/protocol/messages.js';
-import { verifierFor, type Signer, type Verifier } from '../../src/protocol/sign.js';
-import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
+import { decode, encode } from '../src/protocol/codec.js';
+import { open, seal } from '../src/protocol/envelope.js';
+import { connectionId, openCredentials, type RsyncCredentials } from '../src/protocol/handshake.js';
+import { NONCE_BYTES, parseChallenge, parseWelcome, type Challenge, type Welcome } from '../src/protocol/messages.js';
+import { verifierFor, type Signer, type Verifier } from '../src/protocol/sign.js';
+import { PROTOCOL_VERSION } from '../src/protocol/version.js';
 
 export interface FakeAgentOptions {
   url: string;

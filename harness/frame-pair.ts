@@ -2,7 +2,7 @@
 // other in one process, without sockets. Delivery is asynchronous (a
 // microtask), as over a network, so neither side sees the other's reply
 // before its own handler has returned.
-import { CLOSE_ABNORMAL, type FrameListener, type FrameSocket } from '../../src/protocol/frame-socket.js';
+import { CLOSE_ABNORMAL, type FrameListener, type FrameSocket } from '../src/protocol/frame-socket.js';
 
 export class MemoryFrameSocket implements FrameSocket {
   peer!: MemoryFrameSocket;

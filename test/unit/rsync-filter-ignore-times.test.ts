@@ -2,8 +2,8 @@
 // the files found in directories that the previous run already synced as trees.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildRsyncArgs, MAX_IGNORE_TIMES_FILES } from '../src/rsync/filter.js';
-import type { PathChanges } from '../src/protocol/changes.js';
+import { buildRsyncArgs, MAX_IGNORE_TIMES_FILES } from '../../src/rsync/filter.js';
+import type { PathChanges } from '../../src/protocol/changes.js';
 
 const spec = (changes: PathChanges) => ({
   binary: 'rsync',

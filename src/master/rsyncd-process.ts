@@ -1,0 +1,82 @@
+// One rsync daemon process: spawned in a process group of its own with a bare
+// environment, its log file and output followed, its last lines kept to say
+// why it died.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { daemonLogText, LogTail, splitLines } from './rsyncd-log.js';
+
+/** daemon lines kept to explain its death */
+const TAIL_LINES = 20;
+
+/** One spawned daemon process and what it said. */
+export interface Spawned {
+  proc: ChildProcess;
+  pid: number;
+  startedAt: number;
+  /** its last lines, oldest first */
+  tail: string[];
+  exit: { code: number | null; signal: NodeJS.Signals | null } | null;
+  /** resolves once it exited and its last log lines were read */
+  exited: Promise<void>;
+}
+
+export interface SpawnRsyncd {
+  binary: string;
+  args: readonly string[];
+  /** the `log file` of its rsyncd.conf, followed from its current end */
+  logFile: string;
+  /** every non-empty line it says, without rsync's timestamp */
+  onLog: (text: string) => void;
+}
+
+/** Why the rsync binary could not be started, as an operator can act on it. */
+export function spawnErrorMessage(binary: string, err: { code?: string; message: string }): string {
+  if (err.code === 'ENOENT') return `rsync binary "${binary}" not found: install rsync or set rsync.binary to its path`;
+  if (err.code === 'EACCES') return `rsync binary "${binary}" is not executable: check its permissions or set rsync.binary`;
+  return `could not start the rsync daemon "${binary}": ${err.message}`;
+}
+
+/** Resolves once the process runs (not yet accepting connections); rejects when it cannot be started. */
+export async function spawnRsyncd(o: SpawnRsyncd): Promise<Spawned> {
+  const tail: string[] = [];
+  const onLine = (line: string): void => {
+    const text = daemonLogText(line);
+    if (text === '') return;
+    tail.push(text);
+    if (tail.length > TAIL_LINES) tail.shift();
+    o.onLog(text);
+  };
+  const log = await LogTail.open(o.logFile, onLine);
+  return new Promise((resolve, reject) => {
+    const proc = spawn(o.binary, o.args, {
+      // Its own process group: stop() signals the daemon and every
+      // per-connection child it forked in one go.
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Only what the daemon needs: nothing of the master's environment
+      // should reach it (rsyncd.conf expands %VAR% references, RSYNC_*
+      // variables change its behaviour).
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
+    });
+    const s: Spawned = { proc, pid: -1, startedAt: Date.now(), tail, exit: null, exited: Promise.resolve() };
+    s.exited = new Promise<void>((done) => {
+      proc.once('exit', (code, signal) => {
+        // Its last words (e.g. why it could not bind) are read before anyone hears it died.
+        void log.close().then(() => {
+          s.exit = { code, signal };
+          done();
+        });
+      });
+    });
+    // Errors from before the log file is open (config, bind) come on stdout/stderr.
+    splitLines(proc.stdout!, onLine);
+    splitLines(proc.stderr!, onLine);
+    proc.once('error', (err: NodeJS.ErrnoException) => {
+      void log.close();
+      reject(new Error(spawnErrorMessage(o.binary, err)));
+    });
+    proc.once('spawn', () => {
+      s.pid = proc.pid!;
+      resolve(s);
+    });
+  });
+}
