@@ -195,7 +195,7 @@ function agentDefaults(dir: string, file: string): AgentConfig {
     master: { url: 'ws://origin.example:7070', key: K1 },
     state: path.join(dir, 'state'),
     rsync: { binary: 'rsync', bwlimit: 0, extra: [], timeout: 60 },
-    paths: [{ name: 'www', target: path.join(dir, 'www'), maxDelete: 0 }],
+    paths: [{ name: 'www', target: path.join(dir, 'www'), maxDelete: 0, devices: false, specials: false, setuid: false }],
   };
 }
 
@@ -238,8 +238,8 @@ describe('valid agent configs', () => {
       state: path.join(dir, 'state'),
       rsync: { binary: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
       paths: [
-        { name: 'www', target: path.join(dir, 'www'), maxDelete: 0 },
-        { name: 'data', target: path.join(dir, 'data'), maxDelete: 100 },
+        { name: 'www', target: path.join(dir, 'www'), maxDelete: 0, devices: false, specials: false, setuid: false },
+        { name: 'data', target: path.join(dir, 'data'), maxDelete: 100, devices: false, specials: false, setuid: false },
       ],
     } satisfies AgentConfig);
   });
