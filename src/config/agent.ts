@@ -84,19 +84,20 @@ function stateInTargets(src: ConfigSource, c: AgentConfig): ConfigProblem[] {
     : []));
 }
 
+const MITM = 'a compromised master, or a man in the middle on plain rsync,';
 const OPT_IN_RISKS: Record<'devices' | 'specials' | 'setuid', string> = {
-  devices: 'lets the origin create device nodes here: a compromised master or a man in the middle on plain rsync '
-    + 'could plant a world-writable disk device; the agent unit also needs CAP_MKNOD and PrivateDevices=no for it',
-  specials: 'lets the origin create FIFOs and sockets here, where a program that opens one may block',
-  setuid: 'keeps setuid and setgid bits from the origin: a compromised master or a man in the middle on plain rsync '
-    + 'could plant a setuid-root binary; mount the target nosuid if it only serves data',
+  devices: `takes device nodes from the origin: ${MITM} could plant a world-writable disk device on this mirror `
+    + '(the agent unit also needs CAP_MKNOD and PrivateDevices=no for it); remove it unless this mirror needs them',
+  specials: 'takes FIFOs and sockets from the origin, where a program that opens one may block; remove it unless this mirror needs them',
+  setuid: `keeps the origin's setuid and setgid bits: ${MITM} could plant a setuid-root binary on this mirror; `
+    + 'remove it unless this mirror needs them, and mount the target nosuid if it only serves data',
 };
 
 /** Opting back into what mirrors refuse by default is allowed, and said out loud. */
 function optInWarnings(src: ConfigSource, c: AgentConfig): ConfigProblem[] {
   return c.paths.flatMap((p, i) => (Object.keys(OPT_IN_RISKS) as Array<keyof typeof OPT_IN_RISKS>)
     .filter((k) => p[k])
-    .map((k) => src.problem(['paths', i, k], `is on: ${OPT_IN_RISKS[k]}; remove it unless this mirror needs them`, 'warning')));
+    .map((k) => src.problem(['paths', i, k], OPT_IN_RISKS[k], 'warning')));
 }
 
 function fsProblems(src: ConfigSource, c: AgentConfig, opts: ParseOptions): ConfigProblem[] {

@@ -63,7 +63,7 @@ export function tlsKeyFileProblem(file: string): string | null {
  */
 export function tlsKeyGroupProblem(file: string): string | null {
   const s = statOf(file);
-  if ('problem' in s || !s.stat.isFile() || (s.stat.mode & 0o070) === 0) return null;
+  if ('problem' in s || !s.stat.isFile() || (s.stat.mode & 0o077) === 0 || (s.stat.mode & 0o007) !== 0) return null;
   return `${file} is accessible by its group (gid ${s.stat.gid}, mode ${modeOf(s.stat)}), which shares the TLS private key `
     + `with every member; unless another daemon needs it, run: chmod 600 ${file}`;
 }
