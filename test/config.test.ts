@@ -788,7 +788,7 @@ describe('agent specifics', () => {
     assert.equal(devices.line, 10);
     assert.match(devices.reason, /device nodes.*CAP_MKNOD/);
     assert.match(problemAt(problems, 'paths[0].specials').reason, /FIFOs/);
-    assert.match(problemAt(problems, 'paths[0].setuid').reason, /setuid-root binary.*nosuid/);
+    assert.match(problemAt(problems, 'paths[0].setuid').reason, /setuid-root binary.*RestrictSUIDSGID=no/);
     const off = parseAgentConfig(write(dir, 'off.yaml', `${MINIMAL_AGENT}    devices: false\n`));
     assert.deepEqual(off.problems, [], 'false is the default and says nothing');
     const bad = parseAgentConfig(write(dir, 'bad.yaml', `${MINIMAL_AGENT}    setuid: "yes"\n`));

@@ -90,7 +90,7 @@ const OPT_IN_RISKS: Record<'devices' | 'specials' | 'setuid', string> = {
     + '(the agent unit also needs CAP_MKNOD and PrivateDevices=no for it); remove it unless this mirror needs them',
   specials: 'takes FIFOs and sockets from the origin, where a program that opens one may block; remove it unless this mirror needs them',
   setuid: `keeps the origin's setuid and setgid bits: ${MITM} could plant a setuid-root binary on this mirror; `
-    + 'remove it unless this mirror needs them, and mount the target nosuid if it only serves data',
+    + 'remove it unless this mirror needs them (the agent unit also needs RestrictSUIDSGID=no for it)',
 };
 
 /** Opting back into what mirrors refuse by default is allowed, and said out loud. */

@@ -64,7 +64,7 @@ export interface AgentPath {
   devices: boolean;
   /** FIFOs and sockets (default false) */
   specials: boolean;
-  /** keep setuid and setgid bits on files (default false: stripped) */
+  /** keep setuid and setgid bits, on files and directories (default false: stripped) */
   setuid: boolean;
 }
 

@@ -232,7 +232,7 @@ export interface MirrorOptIns {
   devices: boolean;
   /** FIFOs and sockets */
   specials: boolean;
-  /** setuid and setgid bits on files */
+  /** setuid and setgid bits, on files and directories */
   setuid: boolean;
 }
 
@@ -343,10 +343,11 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
  */
 function mirrorSafety(o: Partial<MirrorOptIns>): string[] {
   const out = [o.devices ? '--devices' : '--no-devices', o.specials ? '--specials' : '--no-specials'];
-  // F: files only. A setgid directory only makes new files inherit its group
-  // and grants nothing, so directories keep their modes exactly. On an
-  // existing mirror the next run that looks at a setuid file clears its bits.
-  if (!o.setuid) out.push('--chmod=Fug-s');
+  // Directories too, though a setgid directory grants nothing: the agent's
+  // unit sets RestrictSUIDSGID=yes, under which setting the bit fails and
+  // rsync exits 23 on every run. On an existing mirror the next run that
+  // looks at an entry clears its bits.
+  if (!o.setuid) out.push('--chmod=ug-s');
   return out;
 }
 
