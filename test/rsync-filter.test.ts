@@ -192,6 +192,7 @@ describe('buildRsyncArgs', () => {
       '--no-devices',
       '--no-specials',
       '--chmod=ug-s',
+      '--filter=-x security.capability',
       '--exclude=/localhost/',
       '--exclude=*.tmp',
       '--from0',
@@ -228,6 +229,7 @@ describe('buildRsyncArgs', () => {
       '--no-devices',
       '--no-specials',
       '--chmod=ug-s',
+      '--filter=-x security.capability',
       '--exclude=/localhost/',
       'rsync://master.example:8730/docs/',
       '/srv/mirror/docs/',
@@ -245,9 +247,10 @@ describe('buildRsyncArgs', () => {
       const from = args.indexOf('-a') + 1;
       return args.slice(from, args.indexOf('--from0'));
     };
-    assert.deepEqual(tail({}), ['--no-devices', '--no-specials', '--chmod=ug-s']);
-    assert.deepEqual(tail({ optIns: {} }), ['--no-devices', '--no-specials', '--chmod=ug-s']);
-    assert.deepEqual(tail({ optIns: { devices: true } }), ['--devices', '--no-specials', '--chmod=ug-s']);
+    const strip = ['--chmod=ug-s', '--filter=-x security.capability'];
+    assert.deepEqual(tail({}), ['--no-devices', '--no-specials', ...strip]);
+    assert.deepEqual(tail({ optIns: {} }), ['--no-devices', '--no-specials', ...strip]);
+    assert.deepEqual(tail({ optIns: { devices: true } }), ['--devices', '--no-specials', ...strip]);
     assert.deepEqual(tail({ optIns: { specials: true, setuid: true } }), ['--no-devices', '--specials']);
   });
 
@@ -910,6 +913,25 @@ describe('what mirrors refuse from the origin (real rsync)', () => {
     assert.ok((await lstat(join(s.dst, 'dev/fifo'))).isFIFO());
     assert.equal(await exists(join(s.dst, 'dev/disk')), false);
     assert.equal(await modeOf(join(s.dst, 'bin/suid-root')), 0o755);
+  });
+
+  it('keeps file capabilities off the mirror even when extra adds -X', async (t) => {
+    if (!IS_ROOT || spawnSync('setcap', ['-v', 'cap_setuid+ep', '/dev/null']).error) {
+      t.skip('needs root and setcap (libcap2-bin)');
+      return;
+    }
+    const caps = (p: string) => spawnSync('getcap', [p], { encoding: 'utf8' }).stdout.trim();
+    const f = await fixture();
+    await put(join(f.src, 'bin/capped'), '#!/bin/sh\n', 0o755);
+    assert.equal(spawnSync('setcap', ['cap_setuid+ep', join(f.src, 'bin/capped')]).status, 0, 'setcap');
+    await ok(f.sync(FULL, { extra: ['-X'] }));
+    assert.equal(caps(join(f.dst, 'bin/capped')), '', 'no capability arrives');
+    assert.match(caps(join(f.src, 'bin/capped')), /cap_setuid/, 'the control: the origin has one');
+    const g = await fixture();
+    await put(join(g.src, 'bin/capped'), '#!/bin/sh\n', 0o755);
+    spawnSync('setcap', ['cap_setuid+ep', join(g.src, 'bin/capped')]);
+    await ok(g.sync(FULL, { extra: ['-X'], optIns: { setuid: true } }));
+    assert.match(caps(join(g.dst, 'bin/capped')), /cap_setuid/, 'kept for a path that opts in');
   });
 
   it('is not undone by -a in extra', async () => {

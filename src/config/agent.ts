@@ -89,7 +89,7 @@ const OPT_IN_RISKS: Record<'devices' | 'specials' | 'setuid', string> = {
   devices: `takes device nodes from the origin: ${MITM} could plant a world-writable disk device on this mirror `
     + '(the agent unit also needs CAP_MKNOD and PrivateDevices=no for it); remove it unless this mirror needs them',
   specials: 'takes FIFOs and sockets from the origin, where a program that opens one may block; remove it unless this mirror needs them',
-  setuid: `keeps the origin's setuid and setgid bits: ${MITM} could plant a setuid-root binary on this mirror; `
+  setuid: `keeps the origin's setuid and setgid bits (and file capabilities, with -X): ${MITM} could plant a setuid-root binary on this mirror; `
     + 'remove it unless this mirror needs them (the agent unit also needs RestrictSUIDSGID=no for it)',
 };
 

@@ -232,7 +232,7 @@ export interface MirrorOptIns {
   devices: boolean;
   /** FIFOs and sockets */
   specials: boolean;
-  /** setuid and setgid bits, on files and directories */
+  /** setuid and setgid bits, on files and directories, and file capabilities (with -X) */
   setuid: boolean;
 }
 
@@ -335,9 +335,9 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
 }
 
 /**
- * rsync options that keep the origin's privileges off the mirror. Both are
- * the receiver's own decisions (it skips the entries and rewrites the modes it
- * is sent), so a hostile daemon cannot override them. A skipped device or
+ * rsync options that keep the origin's privileges off the mirror. All are
+ * the receiver's own decisions (it skips the entries, rewrites the modes and
+ * drops the xattrs it is sent), so a hostile daemon cannot override them. A skipped device or
  * special leaves whatever the mirror has under that name; rsync prints
  * `skipping non-regular file` on stdout and exits 0.
  */
@@ -348,6 +348,11 @@ function mirrorSafety(o: Partial<MirrorOptIns>): string[] {
   // rsync exits 23 on every run. On an existing mirror the next run that
   // looks at an entry clears its bits.
   if (!o.setuid) out.push('--chmod=ug-s');
+  // File capabilities (cap_setuid+ep) are setuid by another name. They only
+  // travel with -X, which `extra` may add; this xattr-only rule, which the
+  // receiver also applies to what it is sent, keeps them off the mirror and
+  // matches no file.
+  if (!o.setuid) out.push('--filter=-x security.capability');
   return out;
 }
 
