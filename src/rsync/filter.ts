@@ -337,22 +337,22 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
 /**
  * rsync options that keep the origin's privileges off the mirror. All are
  * the receiver's own decisions (it skips the entries, rewrites the modes and
- * drops the xattrs it is sent), so a hostile daemon cannot override them. A skipped device or
- * special leaves whatever the mirror has under that name; rsync prints
- * `skipping non-regular file` on stdout and exits 0.
+ * drops the xattrs it is sent), so a hostile daemon cannot override them. A
+ * skipped device or special leaves whatever the mirror has under that name;
+ * rsync prints `skipping non-regular file` on stdout and exits 0.
  */
 function mirrorSafety(o: Partial<MirrorOptIns>): string[] {
   const out = [o.devices ? '--devices' : '--no-devices', o.specials ? '--specials' : '--no-specials'];
+  if (o.setuid) return out;
   // Directories too, though a setgid directory grants nothing: the agent's
   // unit sets RestrictSUIDSGID=yes, under which setting the bit fails and
   // rsync exits 23 on every run. On an existing mirror the next run that
   // looks at an entry clears its bits.
-  if (!o.setuid) out.push('--chmod=ug-s');
+  out.push('--chmod=ug-s');
   // File capabilities (cap_setuid+ep) are setuid by another name. They only
-  // travel with -X, which `extra` may add; this xattr-only rule, which the
-  // receiver also applies to what it is sent, keeps them off the mirror and
-  // matches no file.
-  if (!o.setuid) out.push('--filter=-x security.capability');
+  // travel with -X, which `extra` may add; this xattr-only rule matches no
+  // file and keeps them off the mirror.
+  out.push('--filter=-x security.capability');
   return out;
 }
 
