@@ -841,6 +841,16 @@ describe('loading', () => {
     assert.deepEqual(seen.map((p) => p.key), ['key']);
   });
 
+  test('problems quoting the file escape its control characters', () => {
+    const dir = workspace();
+    const file = write(dir, 'agent.yaml', MINIMAL_AGENT.replace('name: mirror1', 'name: "m\\e[2J\\u009b1"'));
+    const p = problemAt(parseAgentConfig(file).problems, 'name');
+    assert.match(p.reason, /\u001b/, 'the reason itself keeps the raw text');
+    const line = formatProblem(p);
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f]/);
+    assert.match(line, /m\\u001b\[2J\\u009b1/);
+  });
+
   test('ConfigError messages leave out unknown parts', () => {
     assert.equal(new ConfigError({ file: '/f', reason: 'r' }).message, '/f: r');
     assert.equal(new ConfigError({ file: '/f', line: 3, reason: 'r' }).message, '/f:3: r');
