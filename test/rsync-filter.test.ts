@@ -10,6 +10,7 @@ import { ChangeSet } from '../src/protocol/changeset.js';
 import { parseRsyncStats } from '../src/rsync/stats.js';
 import { classifyRsyncExit } from '../src/rsync/exit-codes.js';
 import { assertTreesEqual, snapshotTree, type CompareOptions } from '../harness/tree.js';
+import { findFreePort } from '../harness/ports.js';
 
 const RSYNC = '/usr/bin/rsync';
 const IS_ROOT = process.getuid?.() === 0;
@@ -175,7 +176,7 @@ describe('buildRsyncArgs', () => {
       }),
     );
     assert.deepEqual(args, [
-      '-rlptgoD',
+      '-rlptgo',
       '--delete',
       '--force',
       '--modify-window=-1',
@@ -188,6 +189,10 @@ describe('buildRsyncArgs', () => {
       '--stats',
       '--no-human-readable',
       '--numeric-ids',
+      '--no-devices',
+      '--no-specials',
+      '--chmod=ug-s',
+      '--filter=-x security.capability',
       '--exclude=/localhost/',
       '--exclude=*.tmp',
       '--from0',
@@ -214,13 +219,17 @@ describe('buildRsyncArgs', () => {
     const { args, stdin } = buildRsyncArgs(unitSpec({ changes: FULL, excludes: ['/localhost/'] }));
     assert.equal(stdin, null);
     assert.deepEqual(args, [
-      '-rlptgoD',
+      '-rlptgo',
       '--delete',
       '--force',
       '--modify-window=-1',
       '--sockopts=TCP_NODELAY',
       '--stats',
       '--no-human-readable',
+      '--no-devices',
+      '--no-specials',
+      '--chmod=ug-s',
+      '--filter=-x security.capability',
       '--exclude=/localhost/',
       'rsync://master.example:8730/docs/',
       '/srv/mirror/docs/',
@@ -228,7 +237,21 @@ describe('buildRsyncArgs', () => {
   });
 
   it('leaves owner and group alone when not root', () => {
-    assert.equal(buildRsyncArgs(unitSpec({ isRoot: false })).args[0], '-rlptD');
+    assert.equal(buildRsyncArgs(unitSpec({ isRoot: false })).args[0], '-rlpt');
+  });
+
+  it('refuses devices and specials and strips setuid bits unless the path opts in, after any extra', () => {
+    const tail = (over: Partial<RsyncRunSpec>) => {
+      const { args } = buildRsyncArgs(unitSpec({ extra: ['-a'], ...over }));
+      assert.ok(!args.includes('-D') && !args.some((a) => /^-[a-zA-Z]*D/.test(a) && a !== '-a'), 'no -D of its own');
+      const from = args.indexOf('-a') + 1;
+      return args.slice(from, args.indexOf('--from0'));
+    };
+    const strip = ['--chmod=ug-s', '--filter=-x security.capability'];
+    assert.deepEqual(tail({}), ['--no-devices', '--no-specials', ...strip]);
+    assert.deepEqual(tail({ optIns: {} }), ['--no-devices', '--no-specials', ...strip]);
+    assert.deepEqual(tail({ optIns: { devices: true } }), ['--devices', '--no-specials', ...strip]);
+    assert.deepEqual(tail({ optIns: { specials: true, setuid: true } }), ['--no-devices', '--specials']);
   });
 
   it('drops daemon-only options for a local source, and adds --dry-run on request', () => {
@@ -427,8 +450,8 @@ async function populate(src: string): Promise<void> {
   await symlink('../docs', join(src, 'links/to-docs'));
   await symlink('nowhere', join(src, 'links/dangling'));
   await mkdir(join(src, 'empty'));
-  const fifo = spawnSync('mkfifo', [join(src, 'links/fifo')]);
-  assert.equal(fifo.status, 0, 'mkfifo');
+  // No FIFO or device here: mirrors refuse them by default (see 'what
+  // mirrors refuse from the origin').
 }
 
 describe('rsync runs (real rsync, local source)', () => {
@@ -807,5 +830,132 @@ describe('rsync runs (real rsync, local source)', () => {
     await put(join(f.src, 'docs/a.txt'), 'changed');
     await ok(f.sync(inc({ files: ['docs/a.txt'] }), { isRoot: false }));
     await f.assertMirror();
+  });
+});
+
+// --- what mirrors refuse from the origin (real rsync) -----------------------
+
+/** An origin holding what a hostile master would plant, and the ordinary modes that must survive. */
+async function plantHostile(src: string): Promise<void> {
+  await put(join(src, 'bin/suid-root'), '#!/bin/sh\n', 0o4755);
+  await put(join(src, 'bin/sgid'), '#!/bin/sh\n', 0o2750);
+  await put(join(src, 'bin/both'), '#!/bin/sh\n', 0o6711);
+  await put(join(src, 'plain/f640'), 'private\n', 0o640);
+  await put(join(src, 'plain/f755'), '#!/bin/sh\n', 0o755);
+  await put(join(src, 'plain/f1777'), 'sticky\n', 0o1777);
+  await mkdir(join(src, 'shared'));
+  await chmod(join(src, 'shared'), 0o2775);
+  await mkdir(join(src, 'dev'));
+  assert.equal(spawnSync('mkfifo', [join(src, 'dev/fifo')]).status, 0, 'mkfifo');
+  if (IS_ROOT) {
+    // 7, 0: /dev/loop0's numbers, world-writable as in the audit.
+    assert.equal(spawnSync('mknod', ['-m', '666', join(src, 'dev/disk'), 'b', '7', '0']).status, 0, 'mknod b');
+    assert.equal(spawnSync('mknod', ['-m', '666', join(src, 'dev/mem'), 'c', '1', '1']).status, 0, 'mknod c');
+  }
+}
+
+const SPECIAL = ['dev/fifo', 'dev/disk', 'dev/mem'];
+
+async function modeOf(p: string): Promise<number> {
+  return (await lstat(p)).mode & 0o7777;
+}
+
+/** The refused entries are absent and the setuid/setgid bits gone; everything else as on the origin. */
+async function assertHostileRefused(f: Fixture): Promise<void> {
+  for (const rel of SPECIAL) assert.equal(await exists(join(f.dst, rel)), false, `${rel} must not arrive`);
+  assert.equal(await modeOf(join(f.dst, 'bin/suid-root')), 0o755);
+  assert.equal(await modeOf(join(f.dst, 'bin/sgid')), 0o750);
+  assert.equal(await modeOf(join(f.dst, 'bin/both')), 0o711);
+  assert.equal(await modeOf(join(f.dst, 'plain/f640')), 0o640);
+  assert.equal(await modeOf(join(f.dst, 'plain/f755')), 0o755);
+  assert.equal(await modeOf(join(f.dst, 'plain/f1777')), 0o1777);
+  assert.equal(await modeOf(join(f.dst, 'shared')), 0o775);
+  await f.assertMirror({ ignore: SPECIAL, skip: (rel) => (rel.startsWith('bin/') || rel === 'shared' ? ['mode'] : undefined) });
+}
+
+const ALL_IN = { devices: true, specials: true, setuid: true };
+
+describe('what mirrors refuse from the origin (real rsync)', () => {
+  it('skips devices and specials and strips setuid/setgid bits by default, full and incremental', async () => {
+    const f = await fixture();
+    await plantHostile(f.src);
+    const full = await f.sync(FULL);
+    assert.equal(full.code, 0, full.stderr);
+    assert.match(full.stdout, /skipping non-regular file "dev\/fifo"/);
+    await assertHostileRefused(f);
+
+    const g = await fixture();
+    await plantHostile(g.src);
+    const listed = inc({ files: ['bin/suid-root', 'bin/sgid', 'bin/both', 'plain/f640', 'plain/f755', 'plain/f1777', ...SPECIAL], dirs: ['shared'] });
+    assert.equal((await g.sync(listed)).code, 0);
+    await assertHostileRefused(g);
+  });
+
+  it('clears setuid bits that an earlier run left on the mirror', async () => {
+    const f = await fixture();
+    await plantHostile(f.src);
+    await ok(f.sync(FULL, { optIns: ALL_IN }));
+    assert.equal(await modeOf(join(f.dst, 'bin/suid-root')), 0o4755, 'the old behaviour, for the control');
+    await ok(f.sync(inc({ files: ['bin/suid-root'] })));
+    assert.equal(await modeOf(join(f.dst, 'bin/suid-root')), 0o755);
+  });
+
+  it('carries everything as it is for a path that opts in', async () => {
+    const f = await fixture();
+    await plantHostile(f.src);
+    await ok(f.sync(FULL, { optIns: ALL_IN }));
+    await f.assertMirror();
+    if (IS_ROOT) assert.ok((await lstat(join(f.dst, 'dev/disk'))).isBlockDevice());
+    // Each opt-in alone takes only its own kind.
+    const s = await fixture();
+    await plantHostile(s.src);
+    assert.equal((await s.sync(FULL, { optIns: { specials: true } })).code, 0);
+    assert.ok((await lstat(join(s.dst, 'dev/fifo'))).isFIFO());
+    assert.equal(await exists(join(s.dst, 'dev/disk')), false);
+    assert.equal(await modeOf(join(s.dst, 'bin/suid-root')), 0o755);
+  });
+
+  it('keeps file capabilities off the mirror even when extra adds -X', async (t) => {
+    if (!IS_ROOT || spawnSync('setcap', ['-v', 'cap_setuid+ep', '/dev/null']).error) {
+      t.skip('needs root and setcap (libcap2-bin)');
+      return;
+    }
+    const caps = (p: string) => spawnSync('getcap', [p], { encoding: 'utf8' }).stdout.trim();
+    const f = await fixture();
+    await put(join(f.src, 'bin/capped'), '#!/bin/sh\n', 0o755);
+    assert.equal(spawnSync('setcap', ['cap_setuid+ep', join(f.src, 'bin/capped')]).status, 0, 'setcap');
+    await ok(f.sync(FULL, { extra: ['-X'] }));
+    assert.equal(caps(join(f.dst, 'bin/capped')), '', 'no capability arrives');
+    assert.match(caps(join(f.src, 'bin/capped')), /cap_setuid/, 'the control: the origin has one');
+    const g = await fixture();
+    await put(join(g.src, 'bin/capped'), '#!/bin/sh\n', 0o755);
+    spawnSync('setcap', ['cap_setuid+ep', join(g.src, 'bin/capped')]);
+    await ok(g.sync(FULL, { extra: ['-X'], optIns: { setuid: true } }));
+    assert.match(caps(join(g.dst, 'bin/capped')), /cap_setuid/, 'kept for a path that opts in');
+  });
+
+  it('is not undone by -a in extra', async () => {
+    const f = await fixture();
+    await plantHostile(f.src);
+    assert.equal((await f.sync(FULL, { extra: ['-a'] })).code, 0);
+    await assertHostileRefused(f);
+  });
+
+  it('is enforced by the pulling side against a stock rsync daemon serving them', async (t) => {
+    const f = await fixture();
+    await plantHostile(f.src);
+    const port = await findFreePort();
+    const conf = join(f.src, '..', 'rsyncd.conf');
+    await writeFile(conf, `use chroot = no\nuid = ${process.getuid?.() ?? 0}\ngid = ${process.getgid?.() ?? 0}\n[o]\npath = ${f.src}\nread only = yes\n`);
+    const daemon = spawn(RSYNC, ['--daemon', '--no-detach', `--config=${conf}`, `--port=${port}`, '--address=127.0.0.1'], { stdio: 'ignore' });
+    t.after(() => daemon.kill());
+    let r: RunResult | null = null;
+    for (let i = 0; i < 50; i++) {
+      r = await f.sync(FULL, { source: undefined, url: `rsync://127.0.0.1:${port}/o/` });
+      if (r.code !== 10) break; // 10: the daemon is not listening yet
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(r?.code, 0, r?.stderr);
+    await assertHostileRefused(f);
   });
 });

@@ -216,6 +216,7 @@ export class Agent implements MasterSessionHost {
         maxDelete: p.maxDelete,
         excludes: remote.exclude,
         url: `rsync://${creds.user}@${via}/${p.name}/`,
+        optIns: { devices: p.devices, specials: p.specials, setuid: p.setuid },
       });
     }
     return out;

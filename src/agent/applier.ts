@@ -6,7 +6,7 @@ import type { RunReport } from '../protocol/messages.js';
 import { realClock, type Clock, type Timer } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
 import type { AgentConfig } from '../config/types.js';
-import { buildRsyncArgs } from '../rsync/filter.js';
+import { buildRsyncArgs, type MirrorOptIns } from '../rsync/filter.js';
 import { classifyRsyncExit } from '../rsync/exit-codes.js';
 import { parseRsyncStats } from '../rsync/stats.js';
 import { RsyncRunner, shellQuote } from './rsync-run.js';
@@ -19,6 +19,7 @@ export interface ApplierPath {
   excludes: string[];
   /** rsync://user@host:port/module/ (behind TLS, the agent's tunnel on 127.0.0.1) */
   url: string;
+  optIns?: Partial<MirrorOptIns>;
 }
 
 export interface ApplierDeps {
@@ -197,6 +198,7 @@ export class Applier {
       extra: this.deps.rsync.extra,
       maxDelete: p.maxDelete,
       isRoot: process.getuid?.() === 0,
+      optIns: p.optIns,
     });
     const base = { path: p.name, full: changes.full, files: 0, bytes: 0, deleted: 0 };
     const command = shellQuote([this.deps.rsync.binary, ...args]);

@@ -30,24 +30,53 @@ export function logs(level: Level): boolean {
   return ORDER[level] >= ORDER[options.level];
 }
 
+// Anything logged may come from the network (an agent's version, a path, an
+// error message), and a terminal showing the log interprets control
+// characters: ESC and the C1 CSI (U+009B) start escape sequences, CR and
+// newline forge or hide lines. Every C0 and C1 character and DEL is written as
+// an escape, in both formats. U+2028/U+2029 too, which some viewers break on.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const SHORT: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+function escapeChar(c: string): string {
+  return SHORT[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
+/** `s` with every control character written as an escape (\n, \u001b, \u009b). */
+export function escapeControls(s: string): string {
+  return s.replace(CONTROL, escapeChar);
+}
+
+/**
+ * JSON.stringify escapes C0 but leaves DEL, C1 and U+2028/9 raw. Outside
+ * strings its output is ASCII, so escaping them anywhere in it keeps it
+ * valid JSON with the same meaning.
+ */
+function safeJson(v: unknown): string | undefined {
+  return JSON.stringify(v, (_k, x: unknown) => (x instanceof Error ? x.message : x))?.replace(CONTROL, escapeChar);
+}
+
+/** A bare word stays bare; anything with space, quote, `=`, backslash or a control character is quoted. */
+const BARE = /^[^\s"=\\\u0000-\u001f\u007f-\u009f]+$/;
+
 function fmtValue(v: unknown): string {
-  if (typeof v === 'string') return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
-  if (v instanceof Error) return JSON.stringify(v.message);
-  return JSON.stringify(v) ?? String(v);
+  if (typeof v === 'string') return BARE.test(v) ? v : safeJson(v)!;
+  if (v instanceof Error) return safeJson(v.message)!;
+  return safeJson(v) ?? escapeControls(String(v));
+}
+
+/** One log line without its newline: the pure part of logging. */
+export function formatLogLine(time: string, level: Level, msg: string, fields: Record<string, unknown>, json: boolean): string {
+  if (json) return safeJson({ time, level, msg, ...fields })!;
+  const extra = Object.entries(fields)
+    .map(([k, v]) => `${escapeControls(k)}=${fmtValue(v)}`)
+    .join(' ');
+  return `${time} ${level.toUpperCase().padEnd(5)} ${escapeControls(msg)}${extra ? ' ' + extra : ''}`;
 }
 
 function write(level: Level, msg: string, fields: Record<string, unknown>): void {
   if (!logs(level)) return;
-  const time = new Date().toISOString();
-  let line: string;
-  if (options.json) {
-    line = JSON.stringify({ time, level, msg, ...fields }, (_k, v: unknown) => (v instanceof Error ? v.message : v));
-  } else {
-    const extra = Object.entries(fields)
-      .map(([k, v]) => `${k}=${fmtValue(v)}`)
-      .join(' ');
-    line = `${time} ${level.toUpperCase().padEnd(5)} ${msg}${extra ? ' ' + extra : ''}`;
-  }
+  const line = formatLogLine(new Date().toISOString(), level, msg, fields, options.json === true);
   if (options.file) {
     try {
       appendFileSync(options.file, line + '\n');

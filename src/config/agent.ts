@@ -45,6 +45,9 @@ function agentSchema(dir: string) {
       name: name().describe('the name of the path in the master\'s config'),
       target: filePath(dir).describe('the local directory to mirror into, e.g. /srv/www'),
       maxDelete: optional(wholeNumber(0).default(0)),
+      devices: optional(z.boolean().default(false)),
+      specials: optional(z.boolean().default(false)),
+      setuid: optional(z.boolean().default(false)),
     })).min(1).describe('a list of the paths to mirror, each with name and target'),
   });
 }
@@ -67,7 +70,7 @@ export function parseAgentSource(src: ConfigSource, opts: ParseOptions = {}, pro
   if (!parsed.success) return finish<AgentConfig>(null, problems);
 
   const config: AgentConfig = stripUndefined({ file: src.file, ...parsed.data });
-  problems.push(...stateInTargets(src, config), ...fsProblems(src, config, opts));
+  problems.push(...stateInTargets(src, config), ...optInWarnings(src, config), ...fsProblems(src, config, opts));
   if (config.master.ca !== undefined && config.master.url.startsWith('ws:')) {
     problems.push(src.problem(['master', 'ca'], 'is only used with a wss:// url; switch the url to wss:// or remove ca', 'warning'));
   }
@@ -79,6 +82,22 @@ function stateInTargets(src: ConfigSource, c: AgentConfig): ConfigProblem[] {
   return c.paths.flatMap((p, i) => (isPathWithin(c.state, p.target) || isPathWithin(p.target, c.state)
     ? [src.problem(['state'], `${c.state} overlaps paths[${i}].target ${p.target}; a sync would delete or mix with the agent's state — move state elsewhere`)]
     : []));
+}
+
+const MITM = 'a compromised master, or a man in the middle on plain rsync,';
+const OPT_IN_RISKS: Record<'devices' | 'specials' | 'setuid', string> = {
+  devices: `takes device nodes from the origin: ${MITM} could plant a world-writable disk device on this mirror `
+    + '(the agent unit also needs CAP_MKNOD and PrivateDevices=no for it); remove it unless this mirror needs them',
+  specials: 'takes FIFOs and sockets from the origin, where a program that opens one may block; remove it unless this mirror needs them',
+  setuid: `keeps the origin's setuid and setgid bits (and file capabilities, with -X): ${MITM} could plant a setuid-root binary on this mirror; `
+    + 'remove it unless this mirror needs them (the agent unit also needs RestrictSUIDSGID=no for it)',
+};
+
+/** Opting back into what mirrors refuse by default is allowed, and said out loud. */
+function optInWarnings(src: ConfigSource, c: AgentConfig): ConfigProblem[] {
+  return c.paths.flatMap((p, i) => (Object.keys(OPT_IN_RISKS) as Array<keyof typeof OPT_IN_RISKS>)
+    .filter((k) => p[k])
+    .map((k) => src.problem(['paths', i, k], OPT_IN_RISKS[k], 'warning')));
 }
 
 function fsProblems(src: ConfigSource, c: AgentConfig, opts: ParseOptions): ConfigProblem[] {

@@ -1,6 +1,7 @@
 // How a config file's faults reach the operator: every fault names the file,
 // the line, the dotted key and what to do, so it can be fixed without
 // reading the loader.
+import { escapeControls } from '../common/log.js';
 
 export type Severity = 'error' | 'warning';
 
@@ -23,10 +24,14 @@ export interface ProblemLocation {
   reason: string;
 }
 
-/** `FILE:LINE: KEY: REASON`, leaving out the parts that are unknown. */
+/**
+ * `FILE:LINE: KEY: REASON`, leaving out the parts that are unknown. Reasons
+ * quote the file's own text, so control characters in it are escaped, as in
+ * the logs.
+ */
 export function formatProblem(p: ProblemLocation): string {
   const where = p.line === undefined ? p.file : `${p.file}:${p.line}`;
-  return p.key === undefined || p.key === '' ? `${where}: ${p.reason}` : `${where}: ${p.key}: ${p.reason}`;
+  return escapeControls(p.key === undefined || p.key === '' ? `${where}: ${p.reason}` : `${where}: ${p.key}: ${p.reason}`);
 }
 
 /** Thrown when a daemon must not start because its config is wrong. */

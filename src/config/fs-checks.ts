@@ -36,10 +36,40 @@ export function secretKeyFileProblem(file: string): string | null {
   if (st.isSymbolicLink()) return `${file} is a symlink, which the daemon refuses to open; point the config at the real file`;
   if (!st.isFile()) return `${file} is not a regular file; point this at the secret key file`;
   if ((st.mode & 0o077) !== 0) {
-    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
-    return `${file} is accessible by group or others (mode ${mode}), which exposes the secret key; run: chmod 600 ${file}`;
+    return `${file} is accessible by group or others (mode ${modeOf(st)}), which exposes the secret key; run: chmod 600 ${file}`;
   }
   return null;
+}
+
+/**
+ * The TLS private key gets the ed25519 keys' rule for others: no access at
+ * all. It may be a symlink (certbot's live/ directory is made of them), and
+ * access for its group is only a warning (see tlsKeyGroupProblem).
+ */
+export function tlsKeyFileProblem(file: string): string | null {
+  const s = statOf(file);
+  if ('problem' in s) return s.problem;
+  if (!s.stat.isFile()) return `${file} is not a regular file; point this at the PEM private key`;
+  if ((s.stat.mode & 0o007) !== 0) {
+    return `${file} is accessible by others (mode ${modeOf(s.stat)}), which exposes the TLS private key; run: chmod 600 ${file}`;
+  }
+  return null;
+}
+
+/**
+ * Group access to the TLS key is a common convention (Debian's ssl-cert group
+ * lets several daemons share one certificate), so it warns rather than stops
+ * the master, which runs as root and needs no group to read it.
+ */
+export function tlsKeyGroupProblem(file: string): string | null {
+  const s = statOf(file);
+  if ('problem' in s || !s.stat.isFile() || (s.stat.mode & 0o077) === 0 || (s.stat.mode & 0o007) !== 0) return null;
+  return `${file} is accessible by its group (gid ${s.stat.gid}, mode ${modeOf(s.stat)}), which shares the TLS private key `
+    + `with every member; unless another daemon needs it, run: chmod 600 ${file}`;
+}
+
+function modeOf(st: fs.Stats): string {
+  return (st.mode & 0o777).toString(8).padStart(3, '0');
 }
 
 export function regularFileProblem(file: string): string | null {

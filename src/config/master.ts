@@ -7,7 +7,9 @@ import type { ConfigProblem } from './errors.js';
 import {
   binary, excludeList, filePath, hostPort, MAX_TIMER_SECONDS, name, optional, publicKey, uniqueList, vettedString, wholeNumber,
 } from './fields.js';
-import { binaryProblem, directoryProblem, regularFileProblem, secretKeyFileProblem } from './fs-checks.js';
+import {
+  binaryProblem, directoryProblem, regularFileProblem, secretKeyFileProblem, tlsKeyFileProblem, tlsKeyGroupProblem,
+} from './fs-checks.js';
 import { isPathWithin } from './fs-path.js';
 import { issuesToProblems } from './issues.js';
 import type { KeyPath } from './keypath.js';
@@ -94,7 +96,9 @@ function fsProblems(src: ConfigSource, c: MasterConfig, opts: ParseOptions): Con
   check(['key'], secretKeyFileProblem(c.key));
   if (c.tls) {
     check(['tls', 'cert'], regularFileProblem(c.tls.cert));
-    check(['tls', 'key'], regularFileProblem(c.tls.key));
+    check(['tls', 'key'], tlsKeyFileProblem(c.tls.key));
+    const shared = tlsKeyGroupProblem(c.tls.key);
+    if (shared !== null) out.push(src.problem(['tls', 'key'], shared, 'warning'));
   }
   check(['rsync', 'binary'], binaryProblem(c.rsync.binary));
   c.paths.forEach((p, i) => {

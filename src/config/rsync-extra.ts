@@ -14,6 +14,8 @@ const NO_OP = 'rsync would exit successfully without changing anything, and the 
 // overwrites /etc/passwd. Without it rsync replaces the symlink.
 const DIRLINKS = 'would make rsync follow symlinks on this mirror where the origin has a directory, writing outside the target; mount or bind-mount the storage at the target path instead';
 
+const OPT_IN = 'mirrors refuse device nodes and special files from the origin unless the path opts in; set paths[].devices or paths[].specials instead';
+
 const DENIED_LONG: Readonly<Record<string, string>> = {
   '--files-from': LIST_INPUT,
   '--from0': LIST_INPUT,
@@ -36,6 +38,10 @@ const DENIED_LONG: Readonly<Record<string, string>> = {
   '--timeout': 'set rsync.timeout instead',
   '--max-delete': 'set paths[].maxDelete instead',
   '--keep-dirlinks': DIRLINKS,
+  '--devices': OPT_IN,
+  '--specials': OPT_IN,
+  // 3.2+: the origin's data written into device nodes on this mirror.
+  '--write-devices': 'would write file contents into device nodes on this mirror',
 };
 
 const DENIED_SHORT: Readonly<Record<string, string>> = {
@@ -43,6 +49,7 @@ const DENIED_SHORT: Readonly<Record<string, string>> = {
   '0': `-0 is --from0: ${LIST_INPUT}`,
   M: `-M is --remote-option: ${DENIED_LONG['--remote-option']!}`,
   K: `-K is --keep-dirlinks: ${DIRLINKS}`,
+  D: `-D is --devices --specials: ${OPT_IN}`,
 };
 
 /** Short options whose argument may follow in the same word (-essh), ending the cluster. */

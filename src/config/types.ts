@@ -60,6 +60,12 @@ export interface AgentPath {
   target: string;
   /** refuse a sync that would delete more than this many entries (0 = no limit) */
   maxDelete: number;
+  /** opt-ins: take block and character devices from the origin (default false) */
+  devices: boolean;
+  /** FIFOs and sockets (default false) */
+  specials: boolean;
+  /** keep setuid and setgid bits, on files and directories (default false: stripped) */
+  setuid: boolean;
 }
 
 export interface AgentConfig {

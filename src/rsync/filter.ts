@@ -217,6 +217,23 @@ export interface RsyncRunSpec {
   isRoot: boolean;
   /** rsync's own -n */
   dryRun?: boolean;
+  /** what this path takes from the origin beyond ordinary files; nothing by default */
+  optIns?: Partial<MirrorOptIns>;
+}
+
+/**
+ * What a mirror refuses from the origin unless its path opts back in. rsync
+ * running as root would otherwise create whatever the origin holds, so a
+ * compromised master, or a man in the middle on plain rsync, could plant a
+ * setuid-root binary or a world-writable block device on every mirror.
+ */
+export interface MirrorOptIns {
+  /** block and character devices (creating them needs root and CAP_MKNOD) */
+  devices: boolean;
+  /** FIFOs and sockets */
+  specials: boolean;
+  /** setuid and setgid bits, on files and directories, and file capabilities (with -X) */
+  setuid: boolean;
 }
 
 // host[:port] without '/', then a module name, then the slash that makes
@@ -242,10 +259,10 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
 
   const plan = spec.changes.full ? null : planIncludes(spec.changes);
   const args: string[] = [
-    // Recursive, symlinks copied as symlinks (never followed), perms, times,
-    // devices and specials. Owner and group only as root: for anyone else -o
-    // fails on every file and -g on most.
-    spec.isRoot ? '-rlptgoD' : '-rlptD',
+    // Recursive, symlinks copied as symlinks (never followed), perms, times.
+    // Owner and group only as root: for anyone else -o fails on every file
+    // and -g on most. Devices and specials: see mirrorSafety.
+    spec.isRoot ? '-rlptgo' : '-rlpt',
     // --delete: a listed path gone from the source goes from the mirror.
     // Deletions happen during the transfer (rsync's default), directory by
     // directory, which frees space before new data lands and needs no list
@@ -303,6 +320,8 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
   args.push('--stats', '--no-human-readable');
   if (spec.dryRun) args.push('--dry-run');
   args.push(...spec.extra);
+  // After `extra`, so an `-a` there (which implies -D) cannot undo them.
+  args.push(...mirrorSafety(spec.optIns ?? {}));
   // Excludes before the include list: the first matching rule wins, so what
   // they name is neither sent nor deleted, even when a batch lists it.
   for (const e of spec.excludes) args.push(`--exclude=${e}`);
@@ -313,6 +332,28 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
   // mistakable for options: both start with "rsync://" or "/".
   args.push(source, target);
   return { args, stdin: plan ? encodeRules(plan.rules) : null };
+}
+
+/**
+ * rsync options that keep the origin's privileges off the mirror. All are
+ * the receiver's own decisions (it skips the entries, rewrites the modes and
+ * drops the xattrs it is sent), so a hostile daemon cannot override them. A
+ * skipped device or special leaves whatever the mirror has under that name;
+ * rsync prints `skipping non-regular file` on stdout and exits 0.
+ */
+function mirrorSafety(o: Partial<MirrorOptIns>): string[] {
+  const out = [o.devices ? '--devices' : '--no-devices', o.specials ? '--specials' : '--no-specials'];
+  if (o.setuid) return out;
+  // Directories too, though a setgid directory grants nothing: the agent's
+  // unit sets RestrictSUIDSGID=yes, under which setting the bit fails and
+  // rsync exits 23 on every run. On an existing mirror the next run that
+  // looks at an entry clears its bits.
+  out.push('--chmod=ug-s');
+  // File capabilities (cap_setuid+ep) are setuid by another name. They only
+  // travel with -X, which `extra` may add; this xattr-only rule matches no
+  // file and keeps them off the mirror.
+  out.push('--filter=-x security.capability');
+  return out;
 }
 
 function count(name: string, n: number): number {

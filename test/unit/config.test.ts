@@ -8,6 +8,7 @@ import { parseAgentConfig } from '../../src/config/agent.js';
 import { ConfigError, formatProblem, type ConfigProblem } from '../../src/config/errors.js';
 import { checkConfigFile, detectConfigKind, loadAgentConfig, loadMasterConfig } from '../../src/config/load.js';
 import { parseMasterConfig } from '../../src/config/master.js';
+import { rsyncExtraProblem } from '../../src/config/rsync-extra.js';
 import { isPublicKeyB64 } from '../../src/protocol/keys.js';
 import type { AgentConfig, MasterConfig } from '../../src/config/types.js';
 
@@ -195,7 +196,7 @@ function agentDefaults(dir: string, file: string): AgentConfig {
     master: { url: 'ws://origin.example:7070', key: K1 },
     state: path.join(dir, 'state'),
     rsync: { binary: 'rsync', bwlimit: 0, extra: [], timeout: 60 },
-    paths: [{ name: 'www', target: path.join(dir, 'www'), maxDelete: 0 }],
+    paths: [{ name: 'www', target: path.join(dir, 'www'), maxDelete: 0, devices: false, specials: false, setuid: false }],
   };
 }
 
@@ -238,8 +239,8 @@ describe('valid agent configs', () => {
       state: path.join(dir, 'state'),
       rsync: { binary: process.execPath, bwlimit: 500, extra: ['--compress', '-essh', '--chmod=D755,F644'], timeout: 0 },
       paths: [
-        { name: 'www', target: path.join(dir, 'www'), maxDelete: 0 },
-        { name: 'data', target: path.join(dir, 'data'), maxDelete: 100 },
+        { name: 'www', target: path.join(dir, 'www'), maxDelete: 0, devices: false, specials: false, setuid: false },
+        { name: 'data', target: path.join(dir, 'data'), maxDelete: 100, devices: false, specials: false, setuid: false },
       ],
     } satisfies AgentConfig);
   });
@@ -662,6 +663,37 @@ describe('filesystem checks', () => {
     }
   });
 
+  test('a TLS private key readable by others is an error, by its group a warning, through a symlink fine', () => {
+    const dir = workspace();
+    fs.writeFileSync(path.join(dir, 'tls.crt'), 'cert');
+    const keyFile = path.join(dir, 'tls.key');
+    fs.writeFileSync(keyFile, 'key');
+    fs.symlinkSync(keyFile, path.join(dir, 'live.key'));
+    const parse = (key: string, opts = {}) => parseMasterConfig(
+      write(dir, 'master.yaml', `${MINIMAL_MASTER}tls:\n  cert: tls.crt\n  key: ${key}\n`), opts).problems;
+    for (const [mode, severity, reason] of [
+      [0o644, 'error', /accessible by others \(mode 644\).*run: chmod 600/],
+      [0o604, 'error', /accessible by others \(mode 604\)/],
+      [0o602, 'error', /accessible by others \(mode 602\)/],
+      [0o640, 'warning', /accessible by its group \(gid \d+, mode 640\).*chmod 600/],
+      [0o660, 'warning', /mode 660/],
+    ] as const) {
+      fs.chmodSync(keyFile, mode);
+      for (const key of ['tls.key', 'live.key']) {
+        const p = problemAt(parse(key), 'tls.key');
+        assert.equal(p.severity, severity, `${mode.toString(8)} ${key}`);
+        assert.equal(p.line, 10);
+        assert.match(p.reason, reason);
+      }
+    }
+    fs.chmodSync(keyFile, 0o644);
+    assert.equal(problemAt(parse('tls.key', { fsChecksAsWarnings: true }), 'tls.key').severity, 'warning', 'check-config on another machine');
+    fs.chmodSync(keyFile, 0o600);
+    assert.deepEqual(parse('tls.key'), []);
+    assert.deepEqual(parse('live.key'), []);
+    assert.throws(() => loadMasterConfig(write(dir, 'm.yaml', `${MINIMAL_MASTER}tls:\n  cert: tls.crt\n  key: www\n`)), /not a regular file/);
+  });
+
   test('missing TLS files and an rsync binary not in PATH', () => {
     const dir = workspace();
     const file = write(dir, 'master.yaml', `${MINIMAL_MASTER}tls:\n  cert: c.pem\n  key: k.pem\nrsync:\n  binary: no-such-rsync-binary\n`);
@@ -745,6 +777,31 @@ describe('agent specifics', () => {
     assert.match(problemAt(problems, 'rsync.extra[6]').reason, /set rsync\.bwlimit instead/);
   });
 
+  test('opting a path back into devices, specials or setuid bits is accepted with a warning at that key', () => {
+    const dir = workspace();
+    const file = write(dir, 'agent.yaml', `${MINIMAL_AGENT}    devices: true\n    specials: true\n    setuid: true\n`);
+    const { config, problems } = parseAgentConfig(file);
+    assert.deepEqual(errors(problems), []);
+    assert.deepEqual(config?.paths.map((p) => [p.devices, p.specials, p.setuid]), [[true, true, true]]);
+    const devices = problemAt(problems, 'paths[0].devices');
+    assert.equal(devices.severity, 'warning');
+    assert.equal(devices.line, 10);
+    assert.match(devices.reason, /device nodes.*CAP_MKNOD/);
+    assert.match(problemAt(problems, 'paths[0].specials').reason, /FIFOs/);
+    assert.match(problemAt(problems, 'paths[0].setuid').reason, /setuid-root binary.*RestrictSUIDSGID=no/);
+    const off = parseAgentConfig(write(dir, 'off.yaml', `${MINIMAL_AGENT}    devices: false\n`));
+    assert.deepEqual(off.problems, [], 'false is the default and says nothing');
+    const bad = parseAgentConfig(write(dir, 'bad.yaml', `${MINIMAL_AGENT}    setuid: "yes"\n`));
+    assert.equal(problemAt(bad.problems, 'paths[0].setuid').severity, 'error');
+  });
+
+  test('extra cannot turn devices or specials back on', () => {
+    for (const arg of ['-D', '-avD', '--devices', '--specials', '--write-devices']) {
+      assert.match(rsyncExtraProblem(arg) ?? '', /not allowed: .*(paths\[\]\.devices|into device nodes)/, arg);
+    }
+    for (const arg of ['-a', '--no-devices', '--chmod=D755,F644', '-essh -D']) assert.equal(rsyncExtraProblem(arg), null, arg);
+  });
+
   test('negative bwlimit and timeout', () => {
     const dir = workspace();
     const file = write(dir, 'agent.yaml', `${MINIMAL_AGENT}rsync:\n  bwlimit: -1\n  timeout: "60"\n`);
@@ -782,6 +839,16 @@ describe('loading', () => {
     const config = loadMasterConfig(file, { fsChecksAsWarnings: true, onWarning: (p) => seen.push(p) });
     assert.equal(config.nodes.length, 1);
     assert.deepEqual(seen.map((p) => p.key), ['key']);
+  });
+
+  test('problems quoting the file escape its control characters', () => {
+    const dir = workspace();
+    const file = write(dir, 'agent.yaml', MINIMAL_AGENT.replace('name: mirror1', 'name: "m\\e[2J\\u009b1"'));
+    const p = problemAt(parseAgentConfig(file).problems, 'name');
+    assert.match(p.reason, /\u001b/, 'the reason itself keeps the raw text');
+    const line = formatProblem(p);
+    assert.doesNotMatch(line, /[\u0000-\u001f\u007f-\u009f]/);
+    assert.match(line, /m\\u001b\[2J\\u009b1/);
   });
 
   test('ConfigError messages leave out unknown parts', () => {
