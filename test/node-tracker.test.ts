@@ -295,10 +295,10 @@ test('pending in the status counts owed and in-flight entries; a full path count
 test('progress is forgotten once a result or a disconnect arrives', () => {
   const n = synced();
   n.recordSent(2, [changes('www', ['a'])], T0, T0);
-  n.progress = { path: 'www', percent: 40 };
+  n.onProgress('www', 40, T0);
   n.onResult(2, true, [run('ok')], T0 + 1);
   assert.equal(n.status(T0 + 1, false).progress, null);
-  n.progress = { path: 'www', percent: 40 };
+  n.onProgress('www', 40, T0);
   n.onDisconnect(T0 + 2);
   assert.equal(n.status(T0 + 2, false).progress, null);
 });
