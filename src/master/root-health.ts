@@ -54,29 +54,22 @@ export function judgeRoot(
   tolerate: ReadonlySet<RootProblem> = NONE,
 ): RootVerdict {
   const bad = (problem: RootProblem, what: string, reason = `watched root ${root} ${what}`): RootVerdict => ({ ok: false, problem, what, reason });
-  const problems: (() => RootVerdict | null)[] = [];
   if (!obs.found) {
     if (obs.code === 'ENOENT' || obs.code === 'ENOTDIR') return bad('gone', `is gone (was deleted or moved away: ${obs.code})`);
     return bad('unstattable', `can no longer be read (${obs.code})`);
   }
-  problems.push(
-    () => (obs.isDir ? null : bad('not-dir', 'is no longer a directory')),
-    () => (obs.readable === false ? bad('unreadable', 'is not readable') : null),
-    () => (expected !== null && obs.dev !== expected.dev ? bad('other-fs', 'is on another filesystem than at start (unmounted?)') : null),
-    () =>
-      expected !== null && obs.dev === expected.dev && obs.ino !== expected.ino
-        ? bad('replaced', 'now refers to a different directory (deleted and made again, or replaced)')
-        : null,
-    () =>
-      obs.marker === false && (expected === null || expected.marker)
-        ? bad('no-marker', `has lost its marker file`, `marker file ${join(root, markerName ?? '')} is missing (source not mounted?)`)
-        : null,
-  );
-  for (const p of problems) {
-    const v = p();
-    if (v && !v.ok && !tolerate.has(v.problem)) return v;
+  const found: RootVerdict[] = [];
+  if (!obs.isDir) found.push(bad('not-dir', 'is no longer a directory'));
+  if (obs.readable === false) found.push(bad('unreadable', 'is not readable'));
+  if (expected !== null && obs.dev !== expected.dev) found.push(bad('other-fs', 'is on another filesystem than at start (unmounted?)'));
+  if (expected !== null && obs.dev === expected.dev && obs.ino !== expected.ino) {
+    found.push(bad('replaced', 'now refers to a different directory (deleted and made again, or replaced)'));
   }
-  return { ok: true, identity: { dev: obs.dev, ino: obs.ino, marker: obs.marker === true } };
+  if (obs.marker === false && (expected === null || expected.marker)) {
+    found.push(bad('no-marker', 'has lost its marker file', `marker file ${join(root, markerName ?? '')} is missing (source not mounted?)`));
+  }
+  const first = found.find((v) => !v.ok && !tolerate.has(v.problem));
+  return first ?? { ok: true, identity: { dev: obs.dev, ino: obs.ino, marker: obs.marker === true } };
 }
 
 const NONE: ReadonlySet<RootProblem> = new Set();
@@ -160,11 +153,13 @@ export class RootPoller {
  * on the same device too: its watches died with the old directory.
  */
 export function guardWatchedRoot(root: { configured: string; dev: number; ino: number }, lost: (what: string) => void): RootPoller {
+  let reported = false;
   const poller: RootPoller = new RootPoller({
     root: root.configured,
     expected: { dev: root.dev, ino: root.ino, marker: false },
     onVerdict: (v) => {
-      if (v.ok) return;
+      if (v.ok || reported) return;
+      reported = true;
       poller.stop();
       lost(v.what);
     },
