@@ -244,7 +244,7 @@ describe('a stalled agent', { timeout: 600_000 }, () => {
   let c: Cluster;
 
   before(async () => {
-    c = await clusterOnTmpfs({ agents: 2, master: { watcher: 'parcel', maxPending: MAX_PENDING } }).setup();
+    c = await clusterOnTmpfs({ agents: 2, master: { maxPending: MAX_PENDING } }).setup();
     await c.start();
   });
 

@@ -27,6 +27,7 @@ export interface NodeTrackerOptions {
   clock?: Clock;
 }
 
+/** The tracker owns its state: others read the `#` fields through the getters below and change them through its methods. */
 export class NodeTracker {
   private readonly pending = new Map<string, ChangeSet>();
   /** ms epoch of the oldest change in `pending`, null when nothing is pending */
