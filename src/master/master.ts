@@ -21,7 +21,7 @@ import { AgentSession, type SessionHost } from './session.js';
 import { makeCredentials } from './credentials.js';
 import { nodesChange, restartOnlyChanges } from './reload.js';
 import { startStatusServer } from './status-server.js';
-import { Sender, type SenderHost } from './sender.js';
+import { Sender } from './sender.js';
 import { AgentListener } from './listener.js';
 import { startRsyncService, type RsyncService } from './rsync-service.js';
 import { WatchedPath, type PathHost } from './watched-path.js';
@@ -45,15 +45,15 @@ export interface MasterOptions {
   reconcileMs?: number;
 }
 
-export class Master implements SessionHost, PathHost, SenderHost {
+export class Master implements SessionHost {
   readonly signer: Signer;
   readonly session = new Uint8Array(randomBytes(16));
-  readonly log: Logger;
-  readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly clock: Clock;
   private readonly verifiers = new Map<string, Verifier>();
   readonly nodes = new Map<string, NodeTracker>();
-  readonly sessions = new Map<string, AgentSession>();
-  readonly paths = new Map<string, WatchedPath>();
+  private readonly sessions = new Map<string, AgentSession>();
+  private readonly paths = new Map<string, WatchedPath>();
   private readonly credentials: Map<string, RsyncCredentials>;
   private readonly listener: AgentListener<AgentSession>;
   /** null until start(), and in a dry run */
@@ -64,7 +64,7 @@ export class Master implements SessionHost, PathHost, SenderHost {
   private readonly refusals: MasterStatus['refusals'] = [];
   private refusalsTotal = 0;
   #stopped = false;
-  readonly dryRun: boolean;
+  private readonly dryRun: boolean;
   private readonly rootCheckMs: number;
   private readonly reconcileMs: number;
   private statusServer: { port: number; close(): Promise<void> } | null = null;
@@ -82,8 +82,22 @@ export class Master implements SessionHost, PathHost, SenderHost {
     this.rootCheckMs = opts.rootCheckMs ?? ROOT_CHECK_MS;
     this.reconcileMs = opts.reconcileMs ?? config.reconcile * 1000;
     for (const n of config.nodes) this.admit(n);
-    for (const p of config.paths) this.paths.set(p.name, new WatchedPath(p, this));
-    this.sender = new Sender(this);
+    // The parts see what they need of the master through these views, not the master itself.
+    const stopped = (): boolean => this.#stopped;
+    const { log, clock, signer, session, dryRun, nodes, sessions, paths } = this;
+    this.sender = new Sender({ log, clock, signer, session, dryRun, stopped, nodes, sessions, paths, delayMs: () => this.config.delay * 1000 });
+    const pathHost: PathHost = {
+      log,
+      clock,
+      stopped,
+      config: () => this.config,
+      changed: (now) => this.sender.changed(now),
+      resumed: (path) => {
+        for (const n of this.nodes.values()) n.markFull(path);
+        this.sender.pump();
+      },
+    };
+    for (const p of config.paths) this.paths.set(p.name, new WatchedPath(p, pathHost));
     // Fresh per start: credentials from an earlier run stop working.
     this.credentials = makeCredentials(config.nodes.map((n) => n.name));
     this.listener = new AgentListener<AgentSession>({
@@ -94,14 +108,6 @@ export class Master implements SessionHost, PathHost, SenderHost {
       open: () => !this.#stopped,
       accept: (ws: WebSocket, address) => new AgentSession(ws, address, this, this.log),
     });
-  }
-
-  get stopped(): boolean {
-    return this.#stopped;
-  }
-
-  get delay(): number {
-    return this.config.delay;
   }
 
   /** Lets a node in: the key its handshake is checked against, and a fresh tracker. */
@@ -225,17 +231,6 @@ export class Master implements SessionHost, PathHost, SenderHost {
       this.nodes.get(name)!.onDisconnect(this.clock.now());
       this.log.info('node disconnected', { node: name });
     }
-  }
-
-  // --- PathHost ----------------------------------------------------------
-
-  changed(now: number): void {
-    this.sender.changed(now);
-  }
-
-  resumed(path: string): void {
-    for (const n of this.nodes.values()) n.markFull(path);
-    this.sender.pump();
   }
 
   // --- signals -------------------------------------------------------------

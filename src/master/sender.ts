@@ -19,9 +19,9 @@ export interface SenderHost {
   readonly signer: Signer;
   readonly session: Uint8Array;
   readonly dryRun: boolean;
-  readonly stopped: boolean;
-  /** seconds between batches while busy */
-  readonly delay: number;
+  stopped(): boolean;
+  /** between batches while busy */
+  delayMs(): number;
   readonly nodes: ReadonlyMap<string, NodeTracker>;
   readonly sessions: ReadonlyMap<string, AgentSession>;
   readonly paths: ReadonlyMap<string, WatchedPath>;
@@ -48,12 +48,12 @@ export class Sender {
   /** Idle: send at once (after this tick's events). Busy: at most one batch per `delay`. */
   private scheduleFlush(now: number): void {
     if (this.flushTimer) return;
-    this.flushTimer = this.host.clock.setTimeout(() => this.flush(), flushWait(now, this.lastFlush, this.host.delay * 1000));
+    this.flushTimer = this.host.clock.setTimeout(() => this.flush(), flushWait(now, this.lastFlush, this.host.delayMs()));
   }
 
   private flush(): void {
     this.flushTimer = null;
-    if (this.host.stopped) return;
+    if (this.host.stopped()) return;
     const now = this.host.clock.now();
     this.lastFlush = now;
     const fresh: PathChanges[] = [];
@@ -71,7 +71,7 @@ export class Sender {
 
   /** Sends each of `nodes` that has room whatever it is owed, as one batch per node. */
   pump(nodes: Iterable<NodeTracker> = this.host.nodes.values()): void {
-    if (this.host.stopped) return;
+    if (this.host.stopped()) return;
     this.carryOut(nodes, [], null, this.host.clock.now());
   }
 

@@ -23,8 +23,9 @@ const MASTER_TOLERATES: ReadonlySet<RootProblem> = new Set(['replaced']);
 export interface PathHost {
   readonly log: Logger;
   readonly clock: Clock;
-  readonly config: MasterConfig;
-  readonly stopped: boolean;
+  /** the running config (a reload replaces it) */
+  config(): MasterConfig;
+  stopped(): boolean;
   /** the path has fresh changes to flush */
   changed(now: number): void;
   /** the root is back and the path resumed: every node owes a full sync of it */
@@ -56,7 +57,7 @@ export class WatchedPath {
     private readonly host: PathHost,
   ) {
     this.matcher = compileExcludes(config.exclude);
-    this.fresh = new ChangeSet(host.config.maxPending);
+    this.fresh = new ChangeSet(host.config().maxPending);
   }
 
   get name(): string {
@@ -102,7 +103,7 @@ export class WatchedPath {
     // Reports can arrive before startWatcher resolves.
     const gen = ++this.watcherGen;
     this.watcherLost = false;
-    const watcher = await startWatcher(this.host.config.watcher, {
+    const watcher = await startWatcher(this.host.config().watcher, {
       root: this.config.watch,
       ignore: (rel, isDir) => this.matcher.isExcluded(rel, isDir),
       onEvents: (events) => {
@@ -117,7 +118,7 @@ export class WatchedPath {
   }
 
   private onEvents(events: WatchEvent[]): void {
-    const allowed = this.host.config.events;
+    const allowed = this.host.config().events;
     let added = 0;
     for (const ev of events) {
       if (!admits(allowed, ev.kind)) continue;
@@ -184,7 +185,7 @@ export class WatchedPath {
         await old?.close();
         await this.watch();
         // stop() closed the watchers it found while this one was starting.
-        if (this.host.stopped) return void (await (this.watcher as Watcher | null)?.close());
+        if (this.host.stopped()) return void (await (this.watcher as Watcher | null)?.close());
       }
     } catch (err) {
       // Retried at the next check; the path stays paused meanwhile.
@@ -203,7 +204,7 @@ export class WatchedPath {
     return {
       name: this.name,
       watch: this.config.watch,
-      backend: this.watcher?.backend ?? this.host.config.watcher,
+      backend: this.watcher?.backend ?? this.host.config().watcher,
       paused: this.#paused,
       watchErrors: this.watchErrors,
       lastWatchProblem: this.lastWatchProblem && { ...this.lastWatchProblem, at: new Date(this.lastWatchProblem.at).toISOString() },
