@@ -108,18 +108,17 @@ export const ROOT_CHECK_MS = 2_000;
 
 export interface RootPollerOptions {
   root: string;
-  /** the path's marker file, checked when set */
+  /** the path's marker file, looked at when set */
   marker?: string | undefined;
-  /** whether readability is checked */
+  /** whether readability is looked at */
   readable?: boolean;
-  expected: RootIdentity;
-  tolerate?: ReadonlySet<RootProblem>;
   everyMs?: number;
   clock?: Clock;
-  onVerdict: (v: RootVerdict) => void;
+  /** each look; the caller judges it (judgeRoot) against what it expects */
+  onLook: (obs: RootObservation) => void;
 }
 
-/** Looks at one root every `everyMs` and hands each verdict over. */
+/** Looks at one root every `everyMs` and hands each observation over. */
 export class RootPoller {
   private timer: Repeating | null = null;
 
@@ -135,15 +134,8 @@ export class RootPoller {
   }
 
   /** One look now. */
-  check(): RootVerdict {
-    const v = this.verdict();
-    this.o.onVerdict(v);
-    return v;
-  }
-
-  verdict(): RootVerdict {
-    const { root, marker, readable } = this.o;
-    return judgeRoot(root, marker, observeRoot(root, { readable: readable ?? false, marker }), this.o.expected, this.o.tolerate);
+  check(): void {
+    this.o.onLook(observeRoot(this.o.root, { readable: this.o.readable ?? false, marker: this.o.marker }));
   }
 }
 
@@ -153,11 +145,12 @@ export class RootPoller {
  * on the same device too: its watches died with the old directory.
  */
 export function guardWatchedRoot(root: { configured: string; dev: number; ino: number }, lost: (what: string) => void): RootPoller {
+  const expected: RootIdentity = { dev: root.dev, ino: root.ino, marker: false };
   let reported = false;
   const poller: RootPoller = new RootPoller({
     root: root.configured,
-    expected: { dev: root.dev, ino: root.ino, marker: false },
-    onVerdict: (v) => {
+    onLook: (obs) => {
+      const v = judgeRoot(root.configured, undefined, obs, expected);
       if (v.ok || reported) return;
       reported = true;
       poller.stop();

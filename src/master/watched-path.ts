@@ -9,14 +9,14 @@ import { ChangeSet } from '../protocol/changeset.js';
 import type { MasterStatus } from '../protocol/status.js';
 import { compileExcludes, type ExcludeMatcher } from '../rsync/excludes.js';
 import { admits, kindOf } from './batches.js';
-import { judgeRoot, observeRoot, RootPoller, type RootIdentity, type RootProblem, type RootVerdict } from './root-health.js';
+import { judgeRoot, observeRoot, RootPoller, type RootIdentity, type RootObservation, type RootProblem, type RootVerdict } from './root-health.js';
 import { startWatcher } from './watcher/index.js';
 import type { Watcher, WatchEvent, WatchProblem } from './watcher/types.js';
 
 /**
  * The master syncs a root that is the same filesystem with its marker; a new
  * inode (deleted and restored) is still the source. The watcher cannot
- * follow it there: its own guard reports that, and the watcher is replaced.
+ * follow it there: its watches died with the old directory, so it is replaced.
  */
 const MASTER_TOLERATES: ReadonlySet<RootProblem> = new Set(['replaced']);
 
@@ -72,13 +72,18 @@ export class WatchedPath {
     return this.#lastEvent;
   }
 
-  private look(): RootVerdict {
-    return judgeRoot(this.config.watch, this.config.marker, observeRoot(this.config.watch, { readable: true, marker: this.config.marker }), this.identity, MASTER_TOLERATES);
+  private observe(): RootObservation {
+    return observeRoot(this.config.watch, { readable: true, marker: this.config.marker });
+  }
+
+  /** Whether the root may be synced: `tolerate` the master's; none, whether it is still the watched directory. */
+  private judge(obs: RootObservation, tolerate: ReadonlySet<RootProblem> | undefined = MASTER_TOLERATES): RootVerdict {
+    return judgeRoot(this.config.watch, this.config.marker, obs, this.identity, tolerate);
   }
 
   /** Takes the root's identity; throws when it cannot be synced now. */
   checkAtStart(): void {
-    const v = this.look();
+    const v = this.judge(this.observe());
     if (!v.ok) throw new Error(`path ${this.name}: ${v.reason}`);
     this.identity = v.identity;
   }
@@ -90,11 +95,9 @@ export class WatchedPath {
       root: this.config.watch,
       marker: this.config.marker,
       readable: true,
-      expected: this.identity!,
-      tolerate: MASTER_TOLERATES,
       everyMs,
       clock: this.host.clock,
-      onVerdict: (v) => this.onVerdict(v),
+      onLook: (obs) => this.onLook(obs),
     });
     this.poller.start();
   }
@@ -155,7 +158,7 @@ export class WatchedPath {
   /** Whether the root may be synced now; pauses the path when not. */
   rootOk(): boolean {
     if (this.#paused !== null) return false;
-    const v = this.look();
+    const v = this.judge(this.observe());
     if (!v.ok) {
       this.pause(v.reason);
       return false;
@@ -163,9 +166,16 @@ export class WatchedPath {
     return true;
   }
 
-  private onVerdict(v: RootVerdict): void {
-    if (!v.ok) this.pause(v.reason);
-    else if (this.#paused !== null && !this.resuming) void this.resume();
+  private onLook(obs: RootObservation): void {
+    const v = this.judge(obs);
+    if (!v.ok) return this.pause(v.reason);
+    const same = this.judge(obs, new Set());
+    if (!same.ok && same.problem === 'replaced' && !this.resuming) {
+      // Made again under the same name: the watcher's own guard may not have looked yet.
+      this.watcherLost = true;
+      this.pause(same.reason);
+    }
+    if (this.#paused !== null && !this.resuming) void this.resume();
   }
 
   /**
@@ -183,7 +193,11 @@ export class WatchedPath {
         this.watcher = null;
         this.watcherGen++; // what the old one still says no longer counts
         await old?.close();
+        const before = this.observe();
         await this.watch();
+        // What the new watcher watches is the directory from now on.
+        const v = this.judge(before);
+        if (v.ok) this.identity = v.identity;
         // stop() closed the watchers it found while this one was starting.
         if (this.host.stopped()) return void (await (this.watcher as Watcher | null)?.close());
       }
@@ -194,7 +208,7 @@ export class WatchedPath {
     } finally {
       this.resuming = false;
     }
-    if (!this.look().ok || this.watcherLost) return;
+    if (!this.judge(this.observe()).ok || this.watcherLost) return;
     this.host.log.info('path resumed: its root is back; every node gets a full sync of it', { path: this.name });
     this.#paused = null;
     this.host.resumed(this.name);
