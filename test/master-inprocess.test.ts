@@ -45,7 +45,7 @@ class Rig {
   /** frames of each agent already read as batches */
   private readonly read = new Map<string, number>();
 
-  constructor(names: string[], delaySeconds = 0.1, marker?: string) {
+  constructor(names: string[], delaySeconds = 0.1, marker?: string, reconcileMs = 0) {
     mkdirSync(this.origin);
     if (marker) writeFileSync(join(this.origin, marker), '');
     for (const n of names) this.signers.set(n, newSigner());
@@ -63,7 +63,7 @@ class Rig {
       nodes: names.map((name) => ({ name, key: formatPublicKey(this.signers.get(name)!.publicKey) })),
       paths: [{ name: 'www', watch: this.origin, exclude: [], ...(marker ? { marker } : {}) }],
     };
-    this.master = new Master(config, { log: quiet, signer: this.masterSigner, dryRun: true, clock: this.clock, rootCheckMs: ROOT_CHECK_MS });
+    this.master = new Master(config, { log: quiet, signer: this.masterSigner, dryRun: true, clock: this.clock, rootCheckMs: ROOT_CHECK_MS, reconcileMs });
   }
 
   async connect(name: string): Promise<FakeAgent> {
@@ -327,5 +327,35 @@ describe('a watched root that goes away', () => {
     await rig.receives('m0', 1);
     // (What the path saw while paused may come along again: covered by the full sync already.)
     assert.ok(rig.newBatches('m0').flatMap(files).includes('after.txt'), 'the new watcher reports changes');
+  });
+});
+
+describe('periodic reconciliation', () => {
+  const EVERY = 60_000;
+  let rig: Rig;
+  before(async () => {
+    rig = new Rig(['m0'], 0, undefined, EVERY);
+    await rig.master.start();
+    await rig.connect('m0');
+    rig.clock.advance(0);
+    await rig.receives('m0', 1);
+    rig.result('m0', rig.newBatches('m0')[0]!.seq);
+    await waitFor(() => rig.node('m0').state === 'idle', 5_000, 'idle');
+  });
+  after(() => rig?.close());
+
+  test('every interval on its clock, a full sync of every path that adds no lag', async () => {
+    for (let round = 1; round <= 2; round++) {
+      rig.clock.advance(EVERY - 1);
+      await sleep(50);
+      assert.equal(rig.newBatches('m0').length, 0, `round ${round}: not before the interval`);
+      rig.clock.advance(1);
+      await rig.receives('m0', 1);
+      const [b] = rig.newBatches('m0');
+      assert.deepEqual(b!.changes, [{ name: 'www', full: true, files: [], dirs: [], trees: [] }]);
+      assert.equal(rig.node('m0').lagSeconds, 0, 'a reconciliation is not lag');
+      rig.result('m0', b!.seq);
+      await waitFor(() => rig.node('m0').state === 'idle', 5_000, 'idle');
+    }
   });
 });

@@ -76,7 +76,7 @@ export class WatchedPath {
     return observeRoot(this.config.watch, { readable: true, marker: this.config.marker });
   }
 
-  /** Whether the root may be synced: `tolerate` the master's; none, whether it is still the watched directory. */
+  /** By default whether the root may be synced (a root made again may); tolerating nothing, whether it is still the watched directory. */
   private judge(obs: RootObservation, tolerate: ReadonlySet<RootProblem> | undefined = MASTER_TOLERATES): RootVerdict {
     return judgeRoot(this.config.watch, this.config.marker, obs, this.identity, tolerate);
   }
