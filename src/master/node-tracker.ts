@@ -6,7 +6,7 @@ import type { PathChanges } from '../protocol/changes.js';
 import type { RunReport } from '../protocol/messages.js';
 import type { NodeError, NodeState, NodeStatus } from '../protocol/status.js';
 import { PACE_MIN_RUN_MS, restAfter } from './pacing.js';
-
+import { realClock, type Clock } from '../common/clock.js';
 
 /** Lag above which a connected node counts as lagging. */
 export const LAGGING_AFTER_S = 30;
@@ -23,46 +23,81 @@ export interface InFlight {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-export class NodeTracker {
-  readonly pending = new Map<string, ChangeSet>();
-  /** ms epoch of the oldest change in `pending`, null when nothing is pending */
-  pendingOldest: number | null = null;
-  readonly inflight: InFlight[] = [];
+export interface NodeTrackerOptions {
+  clock?: Clock;
+}
 
-  connected = false;
-  ready = false;
-  everConnected = false;
-  connectedSince: number | null = null;
-  lastSeen: number | null = null;
-  address: string | null = null;
-  version: string | null = null;
-  lastSent: number | null = null;
-  lastAcked: number | null = null;
-  lastApplied: number | null = null;
-  lastSync: NodeStatus['lastSync'] = null;
-  progress: NodeStatus['progress'] = null;
-  lastError: NodeError | null = null;
-  lastRefusal: NodeStatus['lastRefusal'] = null;
+/** The tracker owns its state: others read the `#` fields through the getters below and change them through its methods. */
+export class NodeTracker {
+  private readonly pending = new Map<string, ChangeSet>();
+  /** ms epoch of the oldest change in `pending`, null when nothing is pending */
+  #pendingOldest: number | null = null;
+  readonly #inflight: InFlight[] = [];
+  private readonly clock: Clock;
+
+  private connected = false;
+  private everConnected = false;
+  private connectedSince: number | null = null;
+  #lastSeen: number | null = null;
+  private address: string | null = null;
+  private version: string | null = null;
+  private lastSent: number | null = null;
+  #lastAcked: number | null = null;
+  #lastApplied: number | null = null;
+  private lastSync: NodeStatus['lastSync'] = null;
+  #progress: NodeStatus['progress'] = null;
+  #lastError: NodeError | null = null;
+  private lastRefusal: NodeStatus['lastRefusal'] = null;
   /** seq of the full sync sent when the node connected, until it is applied */
-  initialSeq: number | null = null;
+  private initialSeq: number | null = null;
   /** runs in a row that ended with more owed */
-  owedStreak = 0;
+  #owedStreak = 0;
   /** ms epoch until which a paced node rests, unless the origin goes quiet first; 0: not paced */
-  restUntil = 0;
-  syncsOk = 0;
-  syncsFailed = 0;
-  bytesTotal = 0;
-  filesTotal = 0;
+  #restUntil = 0;
+  private syncsOk = 0;
+  private syncsFailed = 0;
+  private bytesTotal = 0;
+  private filesTotal = 0;
 
   constructor(
     readonly name: string,
     readonly publicKey: Uint8Array,
     private readonly pathNames: readonly string[],
     private readonly limit: number,
+    opts: NodeTrackerOptions = {},
   ) {
+    this.clock = opts.clock ?? realClock;
     // A node that has never been synced owes a full sync of everything.
     for (const p of pathNames) this.changesFor(p).markFull();
-    this.pendingOldest = Date.now();
+    this.#pendingOldest = this.clock.now();
+  }
+
+  get inflight(): readonly Readonly<InFlight>[] {
+    return this.#inflight;
+  }
+  get pendingOldest(): number | null {
+    return this.#pendingOldest;
+  }
+  get lastSeen(): number | null {
+    return this.#lastSeen;
+  }
+  get lastAcked(): number | null {
+    return this.#lastAcked;
+  }
+  get lastApplied(): number | null {
+    return this.#lastApplied;
+  }
+  get lastError(): NodeError | null {
+    return this.#lastError;
+  }
+  get progress(): NodeStatus['progress'] {
+    return this.#progress;
+  }
+  get owedStreak(): number {
+    return this.#owedStreak;
+  }
+  get restUntil(): number {
+    return this.#restUntil;
   }
 
   private changesFor(path: string): ChangeSet {
@@ -83,12 +118,12 @@ export class NodeTracker {
    * nodes. Ended by a run that leaves nothing owed, a retry, or a disconnect.
    */
   get paced(): boolean {
-    return this.restUntil !== 0;
+    return this.#restUntil !== 0;
   }
 
   private unpace(): void {
-    this.owedStreak = 0;
-    this.restUntil = 0;
+    this.#owedStreak = 0;
+    this.#restUntil = 0;
   }
 
   get hasPending(): boolean {
@@ -105,7 +140,7 @@ export class NodeTracker {
   /** Changes this node missed while busy or away join what it is owed. */
   absorb(changes: readonly PathChanges[], oldest: number | null): void {
     for (const c of changes) this.changesFor(c.name).merge(c);
-    if (changes.length > 0 && oldest !== null) this.pendingOldest = Math.min(this.pendingOldest ?? oldest, oldest);
+    if (changes.length > 0 && oldest !== null) this.#pendingOldest = Math.min(this.#pendingOldest ?? oldest, oldest);
   }
 
   /**
@@ -114,7 +149,7 @@ export class NodeTracker {
    */
   markFull(path?: string, { lag = true }: { lag?: boolean } = {}): void {
     for (const p of path === undefined ? this.pathNames : [path]) this.changesFor(p).markFull();
-    if (lag) this.pendingOldest = Math.min(this.pendingOldest ?? Date.now(), Date.now());
+    if (lag) this.#pendingOldest = Math.min(this.#pendingOldest ?? this.clock.now(), this.clock.now());
   }
 
   /** Empties the pending set into a list of changes to send as one catch-up batch. */
@@ -130,28 +165,28 @@ export class NodeTracker {
       changes.push(cs.toChanges(name));
       cs.clear();
     }
-    const oldest = this.pendingOldest;
-    if (!held) this.pendingOldest = null;
+    const oldest = this.#pendingOldest;
+    if (!held) this.#pendingOldest = null;
     return { changes, oldest };
   }
 
   recordSent(seq: number, changes: PathChanges[], oldest: number | null, now: number): void {
     const full = changes.some((c) => c.full);
     if (full && this.lastSent === null) this.initialSeq = seq;
-    this.inflight.push({ seq, changes, oldest, sentAt: now, acked: false, full });
+    this.#inflight.push({ seq, changes, oldest, sentAt: now, acked: false, full });
     this.lastSent = seq;
   }
 
   onAck(seq: number, now: number): void {
-    this.lastSeen = now;
-    for (const f of this.inflight) if (f.seq <= seq) f.acked = true;
-    this.lastAcked = Math.max(this.lastAcked ?? 0, seq);
+    this.#lastSeen = now;
+    for (const f of this.#inflight) if (f.seq <= seq) f.acked = true;
+    this.#lastAcked = Math.max(this.#lastAcked ?? 0, seq);
   }
 
   /** The agent applied (or gave up on) everything up to `seq`. */
   onResult(seq: number, ok: boolean, runs: RunReport[], now: number): void {
-    this.lastSeen = now;
-    this.progress = null;
+    this.#lastSeen = now;
+    this.#progress = null;
     let durationMs = 0;
     let files = 0;
     let bytes = 0;
@@ -167,12 +202,12 @@ export class NodeTracker {
     const failed = runs.filter((r) => r.kind === 'retry' || r.kind === 'fatal' || r.kind === 'refused');
     if (ok) {
       this.syncsOk++;
-      this.lastError = null;
+      this.#lastError = null;
       this.lastSync = { at: new Date(now).toISOString(), durationMs, files, bytes, full };
     } else {
       this.syncsFailed++;
       const r = failed[0];
-      this.lastError = {
+      this.#lastError = {
         at: new Date(now).toISOString(),
         path: r?.path ?? null,
         exit: r?.exit ?? null,
@@ -188,29 +223,44 @@ export class NodeTracker {
       // deletes): it gets new changes at once again, to merge into its retry.
       this.unpace();
     } else {
-      while (this.inflight.length > 0 && this.inflight[0]!.seq <= seq) this.inflight.shift();
-      this.lastApplied = Math.max(this.lastApplied ?? 0, seq);
+      while (this.#inflight.length > 0 && this.#inflight[0]!.seq <= seq) this.#inflight.shift();
+      this.#lastApplied = Math.max(this.#lastApplied ?? 0, seq);
       if (this.initialSeq !== null && seq >= this.initialSeq) this.initialSeq = null;
-      this.owedStreak = this.inflight.length > 0 || this.hasPending ? this.owedStreak + 1 : 0;
-      this.restUntil = this.owedStreak >= 2 && durationMs >= PACE_MIN_RUN_MS ? now + restAfter(durationMs) : 0;
+      this.#owedStreak = this.#inflight.length > 0 || this.hasPending ? this.#owedStreak + 1 : 0;
+      this.#restUntil = this.#owedStreak >= 2 && durationMs >= PACE_MIN_RUN_MS ? now + restAfter(durationMs) : 0;
     }
+  }
+
+  /** The agent's rsync is this far through a full sync of `path`. */
+  onProgress(path: string, percent: number, now: number): void {
+    this.#progress = { path, percent };
+    this.#lastSeen = now;
+  }
+
+  /** The agent refused a frame from the master. */
+  onReject(reason: string, now: number): void {
+    this.#lastError = { at: new Date(now).toISOString(), path: null, exit: null, kind: 'rejected', message: reason };
+  }
+
+  /** A connection claiming to be this node was turned away. */
+  onRefused(at: string, address: string | null, reason: string): void {
+    this.lastRefusal = { at, address, reason };
   }
 
   /** A hello named this node. It proves nothing, so a connected node's figures stay its own. */
   onConnecting(address: string | null, now: number): void {
     if (this.connected) return;
     this.address = address;
-    this.lastSeen = now;
+    this.#lastSeen = now;
   }
 
   /** `address`: the authenticated peer's (another hello may have come in since its own). */
   onReady(version: string, now: number, address: string | null = this.address): void {
     this.address = address;
     this.connected = true;
-    this.ready = true;
     this.everConnected = true;
     this.connectedSince = now;
-    this.lastSeen = now;
+    this.#lastSeen = now;
     this.version = version;
     // Whatever the node is sent first after connecting is its initial sync.
     this.lastSent = null;
@@ -219,17 +269,16 @@ export class NodeTracker {
   /** Whatever was in flight may not have been applied: owe it again. */
   onDisconnect(now: number): void {
     this.connected = false;
-    this.ready = false;
-    this.progress = null;
-    this.lastSeen = now;
-    for (const f of this.inflight) this.absorb(f.changes, f.oldest);
-    this.inflight.length = 0;
+    this.#progress = null;
+    this.#lastSeen = now;
+    for (const f of this.#inflight) this.absorb(f.changes, f.oldest);
+    this.#inflight.length = 0;
     this.unpace();
   }
 
   lagSeconds(now: number): number {
-    let oldest = this.pendingOldest ?? Infinity;
-    for (const f of this.inflight) if (f.oldest !== null) oldest = Math.min(oldest, f.oldest);
+    let oldest = this.#pendingOldest ?? Infinity;
+    for (const f of this.#inflight) if (f.oldest !== null) oldest = Math.min(oldest, f.oldest);
     return oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000);
   }
 
@@ -238,10 +287,10 @@ export class NodeTracker {
       if (handshaking) return 'connecting';
       return this.everConnected ? 'disconnected' : 'never-connected';
     }
-    if (this.lastError !== null) return 'error';
+    if (this.#lastError !== null) return 'error';
     if (this.initialSeq !== null) return 'initial-sync';
     if (this.lagSeconds(now) > LAGGING_AFTER_S) return 'lagging';
-    if (this.inflight.length > 0 || this.hasPending) return 'syncing';
+    if (this.#inflight.length > 0 || this.hasPending) return 'syncing';
     return 'idle';
   }
 
@@ -251,19 +300,19 @@ export class NodeTracker {
       state: this.state(now, handshaking),
       connected: this.connected,
       connectedSince: iso(this.connected ? this.connectedSince : null),
-      lastSeen: iso(this.lastSeen),
+      lastSeen: iso(this.#lastSeen),
       address: this.address,
       version: this.version,
       lastBatchSent: this.lastSent,
-      lastBatchAcked: this.lastAcked,
-      lastBatchApplied: this.lastApplied,
-      pending: this.pendingCount + this.inflight.reduce((n, f) => n + f.changes.reduce((m, c) => m + (c.full ? 1 : c.files.length + c.dirs.length + c.trees.length), 0), 0),
-      inFlight: this.inflight.length,
-      pacedUntil: iso(this.paced ? this.restUntil : null),
+      lastBatchAcked: this.#lastAcked,
+      lastBatchApplied: this.#lastApplied,
+      pending: this.pendingCount + this.#inflight.reduce((n, f) => n + f.changes.reduce((m, c) => m + (c.full ? 1 : c.files.length + c.dirs.length + c.trees.length), 0), 0),
+      inFlight: this.#inflight.length,
+      pacedUntil: iso(this.paced ? this.#restUntil : null),
       lagSeconds: Math.round(this.lagSeconds(now) * 1000) / 1000,
       lastSync: this.lastSync,
-      progress: this.progress,
-      lastError: this.lastError,
+      progress: this.#progress,
+      lastError: this.#lastError,
       lastRefusal: this.lastRefusal,
       syncs: { ok: this.syncsOk, failed: this.syncsFailed },
       bytesTotal: this.bytesTotal,

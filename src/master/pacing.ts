@@ -13,7 +13,7 @@
 //
 // The master decides rather than the agent because only the master sees the
 // origin go quiet; for the same reason a paced node is sent one batch at a
-// time (see master.ts), or it would find the next batch waiting when its run
+// time (dispatcher.ts), or it would find the next batch waiting when its run
 // ends and start again at once.
 
 export const PACE_FACTOR = 2;

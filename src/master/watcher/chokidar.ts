@@ -13,7 +13,7 @@ import { EventQueue } from './event-queue.js';
 import { Exclusion } from './exclude.js';
 import { countInotifyWatches } from './inotify-watches.js';
 import { isWatchLimitError, ProblemReporter } from './problems.js';
-import { RootGuard } from './root-guard.js';
+import { guardWatchedRoot } from '../root-health.js';
 import { absoluteOf, relativizer, resolveRoot } from './root.js';
 import { walk } from './walk.js';
 import { ancestorsOf } from '../../protocol/relpath.js';
@@ -47,7 +47,7 @@ export async function startChokidar(opts: WatchOptions): Promise<Watcher> {
   const ex = new Exclusion(opts.ignore, problems);
   const queue = new EventQueue(opts.onEvents);
   const raw = new RawSupplement(rel, ex, queue);
-  const guard = new RootGuard(root, (what) => problems.root(opts.root, what));
+  const guard = guardWatchedRoot(root, (what) => problems.root(opts.root, what));
 
   const fsw = new PatientFSWatcher({
     persistent: true,

@@ -33,7 +33,7 @@ import { Exclusion } from './exclude.js';
 import { countInotifyWatches } from './inotify-watches.js';
 import { PathLanes } from './lanes.js';
 import { isWatchLimitError, ProblemReporter } from './problems.js';
-import { RootGuard } from './root-guard.js';
+import { guardWatchedRoot } from '../root-health.js';
 import { absoluteOf, resolveRoot, type Root } from './root.js';
 import { walk } from './walk.js';
 import type { WatchEvent, WatchOptions, Watcher } from './types.js';
@@ -52,7 +52,7 @@ export async function startInotify(opts: WatchOptions): Promise<Watcher> {
   const tree = new DirWatches(root, ex, problems, queue);
 
   await tree.start();
-  const guard = new RootGuard(root, (what) => problems.root(opts.root, what));
+  const guard = guardWatchedRoot(root, (what) => problems.root(opts.root, what));
   guard.start();
 
   return {

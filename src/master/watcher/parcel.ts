@@ -21,7 +21,7 @@ import { countInotifyWatches } from './inotify-watches.js';
 import { excludedDirsFor } from './parcel-ignore.js';
 import { Subtrees } from './parcel-subtrees.js';
 import { isWatchLimitError, ProblemReporter } from './problems.js';
-import { RootGuard } from './root-guard.js';
+import { guardWatchedRoot } from '../root-health.js';
 import { absoluteOf, relativizer, resolveRoot } from './root.js';
 import type { WatchEvent, WatchOptions, Watcher } from './types.js';
 
@@ -102,7 +102,7 @@ export async function startParcel(opts: WatchOptions): Promise<Watcher> {
     throw new Error(`cannot watch ${opts.root} with @parcel/watcher: ${why}`);
   }
 
-  const guard = new RootGuard(root, (what) => problems.root(opts.root, what));
+  const guard = guardWatchedRoot(root, (what) => problems.root(opts.root, what));
   guard.start();
 
   return {

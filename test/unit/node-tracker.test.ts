@@ -3,10 +3,11 @@
 // in explicitly, so every lag here is exact.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LAGGING_AFTER_S, NodeTracker } from '../src/master/node-tracker.js';
-import { PACE_FACTOR, PACE_MAX_MS, PACE_MIN_RUN_MS, QUIET_MS, restAfter, sendableAt } from '../src/master/pacing.js';
-import type { PathChanges } from '../src/protocol/changes.js';
-import type { RunReport } from '../src/protocol/messages.js';
+import { LAGGING_AFTER_S, NodeTracker } from '../../src/master/node-tracker.js';
+import { PACE_FACTOR, PACE_MAX_MS, PACE_MIN_RUN_MS, QUIET_MS, restAfter, sendableAt } from '../../src/master/pacing.js';
+import type { PathChanges } from '../../src/protocol/changes.js';
+import type { RunReport } from '../../src/protocol/messages.js';
+import { ManualClock } from '../../src/common/manual-clock.js';
 
 const KEY = new Uint8Array(32);
 const T0 = 1_700_000_000_000;
@@ -295,10 +296,10 @@ test('pending in the status counts owed and in-flight entries; a full path count
 test('progress is forgotten once a result or a disconnect arrives', () => {
   const n = synced();
   n.recordSent(2, [changes('www', ['a'])], T0, T0);
-  n.progress = { path: 'www', percent: 40 };
+  n.onProgress('www', 40, T0);
   n.onResult(2, true, [run('ok')], T0 + 1);
   assert.equal(n.status(T0 + 1, false).progress, null);
-  n.progress = { path: 'www', percent: 40 };
+  n.onProgress('www', 40, T0);
   n.onDisconnect(T0 + 2);
   assert.equal(n.status(T0 + 2, false).progress, null);
 });
@@ -375,4 +376,35 @@ test('pacing: rests twice the run, at most PACE_MAX_MS, and ends when the origin
   assert.equal(sendableAt(T0 + 1_000, null), 0, 'an origin that never changed is quiet');
   assert.equal(sendableAt(T0 + 1_000, T0), T0 + QUIET_MS, 'quiet before the rest ends');
   assert.equal(sendableAt(T0 + 1_000, T0 + 990), T0 + 1_000, 'busy until the rest ends');
+});
+
+test("a tracker's time is its clock's: owed since it was made, and since a full sync was marked", () => {
+  const clock = new ManualClock(T0);
+  const n = new NodeTracker('n1', KEY, ['www'], 100, { clock });
+  clock.advance(4_000);
+  assert.equal(n.lagSeconds(clock.now()), 4);
+  n.onReady('1.0.0', clock.now());
+  const { changes: c, oldest } = n.takePending();
+  n.recordSent(1, c, oldest, clock.now());
+  n.onResult(1, true, [run('ok', { full: true })], clock.now());
+  assert.equal(n.lagSeconds(clock.now()), 0);
+  clock.advance(1_000);
+  n.markFull('www');
+  clock.advance(2_500);
+  assert.equal(n.lagSeconds(clock.now()), 2.5, 'lag from when the full sync was marked');
+  n.markFull('www', { lag: false });
+  assert.equal(n.pendingOldest, T0 + 5_000, 'a reconciliation adds no lag');
+});
+
+test('progress, a rejected frame and a refused connection reach the status through methods', () => {
+  const n = synced();
+  n.onProgress('www', 55, T0 + 1);
+  assert.deepEqual(n.status(T0 + 1, false).progress, { path: 'www', percent: 55 });
+  assert.equal(n.lastSeen, T0 + 1);
+  n.onReject('bad signature', T0 + 2);
+  assert.deepEqual(n.lastError, { at: new Date(T0 + 2).toISOString(), path: null, exit: null, kind: 'rejected', message: 'bad signature' });
+  assert.equal(n.state(T0 + 2, false), 'error');
+  const at = new Date(T0 + 3).toISOString();
+  n.onRefused(at, '10.0.0.9:4000', 'wrong key');
+  assert.deepEqual(n.status(T0 + 3, false).lastRefusal, { at, address: '10.0.0.9:4000', reason: 'wrong key' });
 });

@@ -1,0 +1,116 @@
+// Where agents connect: the websocket listener, and who may wait in its
+// handshake. What a session says once admitted is the master's business.
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Logger } from '../common/log.js';
+import { MAX_AGENT_FRAME } from '../protocol/limits.js';
+
+/** Unauthenticated connections allowed at once, in all and per address. */
+export const MAX_HANDSHAKES = 256;
+export const MAX_HANDSHAKES_PER_ADDRESS = 16;
+
+/** What the listener needs of a session in its handshake. */
+export interface Handshaking {
+  readonly address: string | null;
+  readonly ws: { terminate(): void };
+}
+
+/**
+ * Which handshaking connection makes room for a new one from `address`, or
+ * null when there is room. `waiting` is oldest first. When full, the oldest
+ * unauthenticated connection (from this address if that is what is full)
+ * goes: a real agent authenticates within milliseconds, so sockets held open
+ * to fill the slots are what goes; refusing the newest instead let any 256
+ * idle sockets keep every reconnecting agent out for as long as the flood
+ * lasted.
+ */
+export function makeRoomFor<S extends { readonly address: string | null }>(waiting: Iterable<S>, total: number, address: string | null): S | null {
+  let oldest: S | null = null;
+  let fromAddress = 0;
+  let first: S | null = null;
+  for (const s of waiting) {
+    first ??= s;
+    if (s.address !== address) continue;
+    oldest ??= s;
+    fromAddress++;
+  }
+  if (fromAddress >= MAX_HANDSHAKES_PER_ADDRESS) return oldest;
+  return total >= MAX_HANDSHAKES ? first : null;
+}
+
+export interface ListenerOptions<S extends Handshaking> {
+  host: string;
+  port: number;
+  tls?: { cert: string; key: string } | undefined;
+  log: Logger;
+  /** false once the master stops: new connections are cut at once */
+  open: () => boolean;
+  /** turns a new connection into a session */
+  accept: (ws: WebSocket, address: string | null) => S;
+}
+
+export class AgentListener<S extends Handshaking> {
+  /** sessions still in their handshake, oldest first */
+  readonly handshaking = new Set<S>();
+  private server: HttpServer | HttpsServer | null = null;
+  private wss: WebSocketServer | null = null;
+
+  constructor(private readonly o: ListenerOptions<S>) {}
+
+  async start(): Promise<void> {
+    const tls = this.o.tls;
+    const server = tls ? createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }) : createHttpServer();
+    server.on('request', (_req, res) => {
+      res.writeHead(426, { 'content-type': 'text/plain' }).end('inosync master: websocket only\n');
+    });
+    const wss = new WebSocketServer({ server, maxPayload: MAX_AGENT_FRAME, perMessageDeflate: false, clientTracking: false });
+    wss.on('error', (err) => this.o.log.error('websocket server error', { err }));
+    wss.on('connection', (ws, req) => this.onConnection(ws, req.socket.remoteAddress ?? null));
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.o.port, this.o.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.o.log.error('listener error', { err }));
+    this.server = server;
+    this.wss = wss;
+  }
+
+  get port(): number | null {
+    const addr = this.server?.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : null;
+  }
+
+  /** A renewed certificate for connections from now on (TLS only). */
+  setCertificate(pair: { cert: Buffer; key: Buffer }): void {
+    (this.server as HttpsServer | null)?.setSecureContext(pair);
+  }
+
+  private onConnection(ws: WebSocket, address: string | null): void {
+    ws.on('error', () => undefined);
+    if (!this.o.open()) return ws.terminate();
+    const oldest = makeRoomFor(this.handshaking, this.handshaking.size, address);
+    if (oldest) {
+      this.o.log.debug('too many unauthenticated connections; dropping the oldest', { address: oldest.address });
+      this.handshaking.delete(oldest);
+      oldest.ws.terminate();
+    }
+    const s = this.o.accept(ws, address);
+    this.handshaking.add(s);
+    ws.once('close', () => this.handshaking.delete(s));
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.wss?.close();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections?.();
+    });
+  }
+}

@@ -1,0 +1,59 @@
+// The rsync daemon agents pull from, behind a TLS front when configured.
+import { readFileSync } from 'node:fs';
+import type { MasterConfig } from '../config/types.js';
+import type { Logger } from '../common/log.js';
+import type { RsyncCredentials } from '../protocol/handshake.js';
+import { RsyncDaemon } from './rsyncd.js';
+import { freeLoopbackPort, RsyncTlsFront } from './rsync-tls.js';
+
+export interface RsyncService {
+  rsyncd: RsyncDaemon;
+  /** set when agents reach the daemon through TLS (rsync-tls.ts) */
+  tls: RsyncTlsFront | null;
+}
+
+function makeRsyncd(config: MasterConfig, credentials: ReadonlyMap<string, RsyncCredentials>, log: Logger, host: string, port: number, front?: number): RsyncDaemon {
+  const rsyncd = new RsyncDaemon({
+    binary: config.rsync.binary,
+    host,
+    port,
+    modules: config.paths.map((p) => ({ name: p.name, path: p.watch, excludes: p.exclude })),
+    credentials,
+    ...(front !== undefined ? { front } : {}),
+  });
+  rsyncd.on('log', (line: string) => log.debug('rsyncd', { line }));
+  rsyncd.on('exit', (info: unknown) => log.warn('rsync daemon exited; restarting it', { info }));
+  rsyncd.on('restarted', () => log.info('rsync daemon restarted'));
+  rsyncd.on('orphan', (info: unknown) => log.warn('killed an rsync daemon left running by a master that died', { info }));
+  return rsyncd;
+}
+
+export async function startRsyncService(config: MasterConfig, credentials: ReadonlyMap<string, RsyncCredentials>, log: Logger): Promise<RsyncService> {
+  const { host, port } = config.rsync.listen;
+  const tlsFiles = config.rsync.tls ? config.tls : undefined;
+  if (!tlsFiles) {
+    const rsyncd = makeRsyncd(config, credentials, log, host, port);
+    await rsyncd.start();
+    return { rsyncd, tls: null };
+  }
+  // Behind TLS the daemon takes a loopback port of its own.
+  const backend = { host: '127.0.0.1', port: await freeLoopbackPort() };
+  const rsyncd = makeRsyncd(config, credentials, log, backend.host, backend.port, port);
+  await rsyncd.start();
+  const tls = new RsyncTlsFront({
+    host,
+    port,
+    cert: readFileSync(tlsFiles.cert),
+    key: readFileSync(tlsFiles.key),
+    backend,
+    onError: (what, err) => log.warn(`rsync over TLS: ${what} failed`, { err }),
+  });
+  try {
+    await tls.start();
+  } catch (err) {
+    await rsyncd.stop();
+    throw new Error(`cannot listen for rsync over TLS on ${host}:${port}: ${(err as Error).message}; choose another rsync.listen`);
+  }
+  log.info('rsync daemon behind TLS', { listen: `${host}:${port}` });
+  return { rsyncd, tls };
+}
