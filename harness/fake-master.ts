@@ -16,8 +16,8 @@ import { NONCE_BYTES, parseAgentMessage, parseAuth, parseHello, type AgentMessag
 import { verifierFor, type Signer, type Verifier } from '../src/protocol/sign.js';
 import { PROTOCOL_VERSION } from '../src/protocol/version.js';
 import type { PathChanges } from '../src/protocol/changes.js';
-import { makeCredentials } from '../src/master/credentials.js';
-import { RsyncDaemon } from '../src/master/rsyncd.js';
+import { makeCredentials } from '../src/master/rsyncd/credentials.js';
+import { RsyncDaemon } from '../src/master/rsyncd/daemon.js';
 import { waitFor } from './wait.js';
 
 export interface FakeMasterOptions {

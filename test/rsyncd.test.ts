@@ -19,9 +19,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { makeCredentials, type RsyncCredential } from '../src/master/credentials.js';
+import { makeCredentials, type RsyncCredential } from '../src/master/rsyncd/credentials.js';
 import { REFUSED_OPTIONS, renderRsyncdConf, type RsyncdModule, type RsyncdSpec } from '../src/rsync/daemon-conf.js';
-import { RsyncDaemon, type RsyncDaemonExit, type RsyncDaemonOptions } from '../src/master/rsyncd.js';
+import { RsyncDaemon, type RsyncDaemonExit, type RsyncDaemonOptions } from '../src/master/rsyncd/daemon.js';
 import { findFreePort } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
 

@@ -6,9 +6,9 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeCredentials } from '../../src/master/credentials.js';
-import { accepts } from '../../src/master/port-probe.js';
-import { RsyncDaemon } from '../../src/master/rsyncd.js';
+import { makeCredentials } from '../../src/master/rsyncd/credentials.js';
+import { accepts } from '../../src/master/rsyncd/port-probe.js';
+import { RsyncDaemon } from '../../src/master/rsyncd/daemon.js';
 import { excludeFilePath, renderRsyncdConf, secretsFilePath } from '../../src/rsync/daemon-conf.js';
 import { findFreePort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
@@ -84,7 +84,7 @@ export async function nodelay(ctx: Ctx): Promise<WorkloadResult> {
         ratioRow('nodelay', 'one-file pull, client --sockopts=TCP_NODELAY only (median)', s.clientOnly.p50, 'ms', s.neither.p50, base),
       ],
       notes: [
-        `${runs} pulls of a 6-byte file per combination over loopback, spawn to exit, the combinations in turn; the daemon with TCP_NODELAY is the master's (src/master/rsyncd.ts), the one without it the same rendered config without its socket options line`,
+        `${runs} pulls of a 6-byte file per combination over loopback, spawn to exit, the combinations in turn; the daemon with TCP_NODELAY is the master's (src/master/rsyncd/daemon.ts), the one without it the same rendered config without its socket options line`,
       ],
       data: Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, v.map((x) => round(x, 2))])),
     };

@@ -1,6 +1,7 @@
 // Time as a dependency: the real one by default, a driven one in tests.
 export interface Clock {
   now(): number;
+  /** `ms` <= 0: after the I/O callbacks of this turn of the event loop */
   setTimeout(fn: () => void, ms: number): Timer;
   clearTimeout(t: Timer): void;
 }
@@ -10,8 +11,20 @@ export interface Timer {
   unref?(): unknown;
 }
 
+const immediates = new WeakSet<object>();
+
 export const realClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
+  // 0 ms as setImmediate, not a 1 ms timer: an idle master sends a lone
+  // change at once, after the rest of the watcher's events of this turn.
+  setTimeout: (fn, ms) => {
+    if (ms > 0) return setTimeout(fn, ms);
+    const i = setImmediate(fn);
+    immediates.add(i);
+    return i;
+  },
+  clearTimeout: (t) => {
+    if (immediates.has(t)) clearImmediate(t as NodeJS.Immediate);
+    else clearTimeout(t as NodeJS.Timeout);
+  },
 };

@@ -108,6 +108,7 @@ export class WatchedPath {
     this.watcherLost = false;
     const watcher = await startWatcher(this.host.config().watcher, {
       root: this.config.watch,
+      // Exclude site 1 of 4 (docs/ARCHITECTURE.md): an excluded directory costs no inotify watch.
       ignore: (rel, isDir) => this.matcher.isExcluded(rel, isDir),
       onEvents: (events) => {
         if (this.watcherGen === gen) this.onEvents(events);
@@ -125,6 +126,8 @@ export class WatchedPath {
     let added = 0;
     for (const ev of events) {
       if (!admits(allowed, ev.kind)) continue;
+      // Site 2: a backend may still report an excluded path (an event for a new
+      // directory can arrive before its ignore applies); it must not cost a batch.
       if (this.matcher.isExcluded(ev.path, ev.isDir)) continue;
       this.fresh.add(ev.path, kindOf(ev));
       added++;

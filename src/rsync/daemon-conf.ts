@@ -170,7 +170,8 @@ export function renderRsyncdConf(spec: RsyncdSpec): RsyncdFiles {
       `auth users = ${auth}`,
       `secrets file = ${confValue(secretsFilePath(spec.dir))}`,
       'strict modes = yes',
-      // Applied by the daemon itself: an excluded path looks absent to every
+      // Exclude site 3 of 4, the one that protects (docs/ARCHITECTURE.md):
+      // applied by the daemon itself, an excluded path looks absent to every
       // client, whatever --include/--files-from it sends. A missing file makes
       // the connection fail rather than serve unfiltered.
       `exclude from = ${confValue(excludeFilePath(spec.dir, m.name))}`,

@@ -322,8 +322,10 @@ export function buildRsyncArgs(spec: RsyncRunSpec): { args: string[]; stdin: Buf
   args.push(...spec.extra);
   // After `extra`, so an `-a` there (which implies -D) cannot undo them.
   args.push(...mirrorSafety(spec.optIns ?? {}));
-  // Excludes before the include list: the first matching rule wins, so what
-  // they name is neither sent nor deleted, even when a batch lists it.
+  // Exclude site 4 of 4 (docs/ARCHITECTURE.md), the one that keeps the
+  // mirror's own files: before the include list, since the first matching
+  // rule wins, what they name is neither sent nor deleted on the mirror, even
+  // when a batch lists it (the daemon's excludes only hide the origin's side).
   for (const e of spec.excludes) args.push(`--exclude=${e}`);
   // --from0 must come first: rsync reads the include file when it parses
   // --include-from. NUL-separated rules carry any name, newlines included.

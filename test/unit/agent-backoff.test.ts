@@ -8,21 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
 import { generateKeyFile } from '../../src/common/keyfile.js';
-import type { Logger } from '../../src/common/log.js';
-import { ManualClock } from '../../src/common/manual-clock.js';
+import { ManualClock } from '../../harness/manual-clock.js';
 import type { AgentConfig } from '../../src/config/types.js';
+import { quietLog } from '../../harness/quiet-log.js';
+import { sleep, waitFor } from '../../harness/wait.js';
 
-const quiet: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => quiet };
-
-async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
 
 test('the agent redials after a jittered delay that doubles up to the maximum; SIGHUP (hup) dials at once', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'inosync-backoff-'));
@@ -44,7 +34,7 @@ test('the agent redials after a jittered delay that doubles up to the maximum; S
     paths: [],
   };
   generateKeyFile(config.key);
-  const agent = new Agent(config, { log: quiet, clock, backoffMinMs: 1_000, backoffMaxMs: 4_000 });
+  const agent = new Agent(config, { log: quietLog, clock, backoffMinMs: 1_000, backoffMaxMs: 4_000 });
   t.after(async () => {
     await agent.stop();
     server.close();
@@ -53,23 +43,23 @@ test('the agent redials after a jittered delay that doubles up to the maximum; S
 
   /** The next dial comes no sooner than 0.75 and no later than 1.25 times `base` after the last failed. */
   const nextDialWithin = async (base: number): Promise<void> => {
-    await until(() => clock.waiting === 1, 'the agent to schedule a redial');
+    await waitFor(() => clock.waiting === 1, 5_000, 'the agent to schedule a redial');
     const before = dials;
     clock.advance(base * 0.75 - 1);
-    await pause();
+    await sleep(50);
     assert.equal(dials, before, `no redial before ${base * 0.75} ms`);
     clock.advance(base * 0.5 + 1);
-    await until(() => dials === before + 1, `a redial within ${base * 1.25} ms`);
+    await waitFor(() => dials === before + 1, 5_000, `a redial within ${base * 1.25} ms`);
   };
 
   await agent.start();
-  await until(() => dials === 1, 'the first dial');
+  await waitFor(() => dials === 1, 5_000, 'the first dial');
   for (const base of [1_000, 2_000, 4_000, 4_000]) await nextDialWithin(base);
 
-  await until(() => clock.waiting === 1, 'the agent to schedule a redial');
+  await waitFor(() => clock.waiting === 1, 5_000, 'the agent to schedule a redial');
   const before = dials;
   agent.hup();
-  await until(() => dials === before + 1, 'hup to dial at once');
+  await waitFor(() => dials === before + 1, 5_000, 'hup to dial at once');
   assert.equal(agent.connected, false);
   await nextDialWithin(1_000);
 });

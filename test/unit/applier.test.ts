@@ -6,15 +6,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '../../src/common/manual-clock.js';
-import type { Logger } from '../../src/common/log.js';
+import { ManualClock } from '../../harness/manual-clock.js';
 import { Applier } from '../../src/agent/applier.js';
 import type { RunReport } from '../../src/protocol/messages.js';
+import { quietLog } from '../../harness/quiet-log.js';
+import { sleep, waitFor } from '../../harness/wait.js';
 
 const MISSING = '/nonexistent/inosync-test/rsync';
 const TRUE = '/bin/true';
 
-const quiet: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined, child: () => quiet };
 
 interface Result {
   seq: number;
@@ -22,17 +22,7 @@ interface Result {
   runs: RunReport[];
 }
 
-async function until(cond: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /** Real time for a spawn to fail or succeed: lets anything started actually run. */
-const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
-
 function setup(t: { after: (fn: () => void | Promise<void>) => void }, retryMinMs = 100, retryMaxMs = 350) {
   const clock = new ManualClock();
   const target = mkdtempSync(join(tmpdir(), 'inosync-applier-'));
@@ -42,7 +32,7 @@ function setup(t: { after: (fn: () => void | Promise<void>) => void }, retryMinM
   const applier = new Applier({
     rsync,
     dryRun: false,
-    log: quiet,
+    log: quietLog,
     clock,
     retryMinMs,
     retryMaxMs,
@@ -64,16 +54,16 @@ const change = (files: string[]) => [{ name: 'www', full: false, files, dirs: []
 async function nextRunAfter(s: ReturnType<typeof setup>, ms: number): Promise<void> {
   const runs = s.applier.runs;
   s.clock.advance(ms - 1);
-  await pause();
+  await sleep(50);
   assert.equal(s.applier.runs, runs, `no run before ${ms} ms`);
   s.clock.advance(1);
-  await until(() => s.applier.runs === runs + 1 && s.results.length === runs + 1, `the run after ${ms} ms`);
+  await waitFor(() => s.applier.runs === runs + 1 && s.results.length === runs + 1, 5_000, `the run after ${ms} ms`);
 }
 
 test('a failed run is retried after a delay that doubles up to the maximum', async (t) => {
   const s = setup(t);
   s.applier.enqueue(1, change(['a']));
-  await until(() => s.results.length === 1, 'the first run');
+  await waitFor(() => s.results.length === 1, 5_000, 'the first run');
   assert.equal(s.results[0]!.ok, false);
   assert.equal(s.results[0]!.runs[0]!.kind, 'retry');
   assert.match(s.results[0]!.runs[0]!.message, /cannot run .*rsync/);
@@ -85,17 +75,17 @@ test('a failed run is retried after a delay that doubles up to the maximum', asy
 test('after a success, the next failure waits the shortest delay again', async (t) => {
   const s = setup(t);
   s.applier.enqueue(1, change(['a']));
-  await until(() => s.results.length === 1, 'the first run');
+  await waitFor(() => s.results.length === 1, 5_000, 'the first run');
   await nextRunAfter(s, 100);
   s.rsync.binary = TRUE;
   await nextRunAfter(s, 200);
   assert.equal(s.results.at(-1)!.ok, true);
   assert.deepEqual(s.applied, [1]);
-  await until(() => s.applier.idle, 'the applier to go idle');
+  await waitFor(() => s.applier.idle, 5_000, 'the applier to go idle');
 
   s.rsync.binary = MISSING;
   s.applier.enqueue(2, change(['b']));
-  await until(() => s.results.length === 4, 'the run of batch 2');
+  await waitFor(() => s.results.length === 4, 5_000, 'the run of batch 2');
   assert.equal(s.results.at(-1)!.ok, false);
   await nextRunAfter(s, 100);
 });
@@ -103,13 +93,13 @@ test('after a success, the next failure waits the shortest delay again', async (
 test('retryNow skips the wait, and changes that arrive meanwhile join the retry', async (t) => {
   const s = setup(t, 10_000, 10_000);
   s.applier.enqueue(1, change(['a']));
-  await until(() => s.results.length === 1, 'the first run');
+  await waitFor(() => s.results.length === 1, 5_000, 'the first run');
   s.applier.enqueue(2, change(['b']));
-  await pause();
+  await sleep(50);
   assert.equal(s.applier.runs, 1, 'a new batch does not cut the backoff short');
   s.rsync.binary = TRUE;
   s.applier.retryNow();
-  await until(() => s.results.length === 2, 'the retried run');
+  await waitFor(() => s.results.length === 2, 5_000, 'the retried run');
   assert.equal(s.results[1]!.seq, 2);
   assert.equal(s.results[1]!.ok, true);
   assert.deepEqual(s.applied, [2], 'one run applied both batches');

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { ManualClock } from '../../src/common/manual-clock.js';
+import { ManualClock } from '../../harness/manual-clock.js';
 import type { Logger } from '../../src/common/log.js';
 import { AgentSession, type SessionHost } from '../../src/master/session.js';
 import { MasterSession, type MasterSessionHost } from '../../src/agent/master-session.js';

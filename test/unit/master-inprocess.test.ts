@@ -8,8 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '../../src/common/manual-clock.js';
-import type { Logger } from '../../src/common/log.js';
+import { ManualClock } from '../../harness/manual-clock.js';
 import type { MasterConfig } from '../../src/config/types.js';
 import { Master, WINDOW } from '../../src/master/master.js';
 import { PACE_MIN_RUN_MS, QUIET_MS, restAfter } from '../../src/master/pacing.js';
@@ -19,12 +18,11 @@ import type { RunReport } from '../../src/protocol/messages.js';
 import { signerFromSeed, type Signer } from '../../src/protocol/sign.js';
 import type { NodeStatus } from '../../src/protocol/status.js';
 import { FakeAgent } from '../../harness/fake-agent.js';
-import { waitFor } from '../../harness/wait.js';
+import { sleep, waitFor } from '../../harness/wait.js';
+import { quietLog } from '../../harness/quiet-log.js';
 
 const ROOT_CHECK_MS = 2_000;
-const quiet: Logger = { debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, child: () => quiet };
 const newSigner = (): Signer => signerFromSeed(new Uint8Array(randomBytes(32)));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface BatchFrame {
   t: 'batch';
@@ -66,7 +64,7 @@ class Rig {
     // The stand-in agents answer pings over a real socket, so a jump of the
     // driven clock must not read as their silence.
     const sessions = { heartbeatMs: 1e9, handshakeTimeoutMs: 1e9 };
-    this.master = new Master(config, { log: quiet, signer: this.masterSigner, dryRun: true, clock: this.clock, rootCheckMs: ROOT_CHECK_MS, reconcileMs, sessions });
+    this.master = new Master(config, { log: quietLog, signer: this.masterSigner, dryRun: true, clock: this.clock, rootCheckMs: ROOT_CHECK_MS, reconcileMs, sessions });
   }
 
   async connect(name: string): Promise<FakeAgent> {
@@ -117,6 +115,18 @@ class Rig {
 }
 
 const files = (b: BatchFrame): string[] => b.changes.flatMap((c) => c.files);
+
+/** A started rig whose one node, m0, has applied its initial full sync. */
+async function idleRig(names: string[], delaySeconds?: number, marker?: string, reconcileMs?: number): Promise<Rig> {
+  const rig = new Rig(names, delaySeconds, marker, reconcileMs);
+  await rig.master.start();
+  await rig.connect('m0');
+  rig.clock.advance(0);
+  await rig.receives('m0', 1);
+  rig.result('m0', rig.newBatches('m0')[0]!.seq);
+  await waitFor(() => rig.node('m0').state === 'idle', 5_000, 'idle');
+  return rig;
+}
 
 describe('an idle master', () => {
   let rig: Rig;
@@ -212,17 +222,11 @@ describe('a node that lags', () => {
 describe('a node behind a busy origin', () => {
   let rig: Rig;
   before(async () => {
-    rig = new Rig(['m0'], 0);
-    await rig.master.start();
-    await rig.connect('m0');
-    rig.clock.advance(0);
-    await rig.receives('m0', 1);
-    rig.result('m0', rig.newBatches('m0')[0]!.seq);
-    await waitFor(() => rig.node('m0').state === 'idle', 5_000, 'idle');
+    rig = await idleRig(['m0'], 0);
   });
   after(() => rig?.close());
 
-  test('rests after two long runs that ended with more owed; sent the rest once the origin is quiet, on its clock', async () => {
+  test('rests after two long runs that ended with more owed; sent the rest once the origin is quietLog, on its clock', async () => {
     const RUN = PACE_MIN_RUN_MS;
     const sent: BatchFrame[] = [];
     const next = async (): Promise<BatchFrame> => {
@@ -255,20 +259,20 @@ describe('a node behind a busy origin', () => {
     rig.result('m0', c.seq, RUN);
     await waitFor(() => rig.node('m0').inFlight === 0, 5_000, 'c applied');
     assert.equal(rig.node('m0').pacedUntil, new Date(t + restAfter(RUN)).toISOString(), 'resting for twice its run');
-    // The origin changes again 100 ms on: the rest goes on past the first quiet deadline.
+    // The origin changes again 100 ms on: the rest goes on past the first quietLog deadline.
     rig.clock.advance(100);
     await rig.write('e');
     rig.clock.advance(0);
     rig.clock.advance(QUIET_MS - 101); // t + QUIET_MS - 1
     await sleep(50);
     assert.equal(rig.newBatches('m0').length, 0, 'still resting');
-    rig.clock.advance(1); // t + QUIET_MS: quiet since d, but e came at t + 100
+    rig.clock.advance(1); // t + QUIET_MS: quietLog since d, but e came at t + 100
     await sleep(50);
     assert.equal(rig.newBatches('m0').length, 0, 'the origin is still busy');
     rig.clock.advance(99); // t + 100 + QUIET_MS - 1
     await sleep(50);
     assert.equal(rig.newBatches('m0').length, 0, 'still busy');
-    rig.clock.advance(1); // quiet for QUIET_MS since e, well before the rest ends
+    rig.clock.advance(1); // quietLog for QUIET_MS since e, well before the rest ends
     const merged = await next();
     assert.deepEqual(files(merged), ['d', 'e'], 'what it was owed, as one batch');
     assert.ok(rig.clock.now() < t + restAfter(RUN));
@@ -278,13 +282,7 @@ describe('a node behind a busy origin', () => {
 describe('a watched root that goes away', () => {
   let rig: Rig;
   before(async () => {
-    rig = new Rig(['m0'], 0, '.mounted');
-    await rig.master.start();
-    await rig.connect('m0');
-    rig.clock.advance(0);
-    await rig.receives('m0', 1);
-    rig.result('m0', rig.newBatches('m0')[0]!.seq);
-    await waitFor(() => rig.node('m0').state === 'idle', 5_000, 'idle');
+    rig = await idleRig(['m0'], 0, '.mounted');
   });
   after(() => rig?.close());
 
@@ -337,13 +335,7 @@ describe('periodic reconciliation', () => {
   const EVERY = 60_000;
   let rig: Rig;
   before(async () => {
-    rig = new Rig(['m0'], 0, undefined, EVERY);
-    await rig.master.start();
-    await rig.connect('m0');
-    rig.clock.advance(0);
-    await rig.receives('m0', 1);
-    rig.result('m0', rig.newBatches('m0')[0]!.seq);
-    await waitFor(() => rig.node('m0').state === 'idle', 5_000, 'idle');
+    rig = await idleRig(['m0'], 0, undefined, EVERY);
   });
   after(() => rig?.close());
 

@@ -7,7 +7,7 @@ import { LAGGING_AFTER_S, NodeTracker } from '../../src/master/node-tracker.js';
 import { PACE_FACTOR, PACE_MAX_MS, PACE_MIN_RUN_MS, QUIET_MS, restAfter, sendableAt } from '../../src/master/pacing.js';
 import type { PathChanges } from '../../src/protocol/changes.js';
 import type { RunReport } from '../../src/protocol/messages.js';
-import { ManualClock } from '../../src/common/manual-clock.js';
+import { ManualClock } from '../../harness/manual-clock.js';
 
 const KEY = new Uint8Array(32);
 const T0 = 1_700_000_000_000;

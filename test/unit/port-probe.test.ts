@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
-import { accepts, portProblem, portProblemMessage, probeHost } from '../../src/master/port-probe.js';
+import { accepts, portProblem, portProblemMessage, probeHost } from '../../src/master/rsyncd/port-probe.js';
 
 describe('portProblemMessage', () => {
   const cases: [string | undefined, RegExp][] = [

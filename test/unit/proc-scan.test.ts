@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
   daemonConfigOf, isDead, liveGroupMembers, orphanDir, orphanedDaemons, ownerFileText, parseOwnerFile, parseProcStat, type DaemonCandidate,
-} from '../../src/master/proc-scan.js';
+} from '../../src/master/rsyncd/proc-scan.js';
 
 describe('parseProcStat', () => {
   const cases: [string, string, { state: string; ppid: number; pgrp: number }][] = [

@@ -2,7 +2,7 @@
 // sees from a stand-in daemon, in microseconds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RestartBackoff } from '../../src/master/restart-backoff.js';
+import { RestartBackoff } from '../../src/master/rsyncd/restart-backoff.js';
 
 test('restarts back off by doubling up to the cap', () => {
   const b = new RestartBackoff({ backoffInitialMs: 20, backoffMaxMs: 100, stableAfterMs: 60_000 });

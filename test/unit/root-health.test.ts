@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ManualClock } from '../../src/common/manual-clock.js';
+import { ManualClock } from '../../harness/manual-clock.js';
 import {
   judgeRoot,
   observeRoot,

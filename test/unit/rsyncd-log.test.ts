@@ -6,7 +6,7 @@ import { appendFileSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { daemonLogText, LogTail, splitLines } from '../../src/master/rsyncd-log.js';
+import { daemonLogText, LogTail, splitLines } from '../../src/master/rsyncd/log-tail.js';
 import { waitFor } from '../../harness/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'inosync-rsyncd-log-'));

@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeExit, groupGone, killGroup } from '../../src/master/process-group.js';
-import { spawnErrorMessage, spawnRsyncd } from '../../src/master/rsyncd-process.js';
+import { describeExit, groupGone, killGroup } from '../../src/master/rsyncd/process-group.js';
+import { spawnErrorMessage, spawnRsyncd } from '../../src/master/rsyncd/process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'inosync-rsyncd-proc-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,13 +7,13 @@ import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { unbracket } from '../common/sockets.js';
-import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from '../rsync/daemon-conf.js';
+import { unbracket } from '../../common/sockets.js';
+import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from '../../rsync/daemon-conf.js';
 import { accepts, portProblem, probeHost } from './port-probe.js';
 import { OWNER_FILE, orphanedDaemons, ownerFileText } from './proc-scan.js';
 import { describeExit, groupGone, killGroup } from './process-group.js';
 import { RestartBackoff } from './restart-backoff.js';
-import { spawnRsyncd, type Spawned } from './rsyncd-process.js';
+import { spawnRsyncd, type Spawned } from './process.js';
 
 export interface RsyncDaemonTiming {
   /** how long the daemon may take to accept connections */
@@ -47,7 +47,7 @@ export interface RsyncDaemonOptions {
   /** uid/gid transfers run as; default the master's own. Only root may pick others. */
   runAs?: { uid: number; gid: number };
   /**
-   * The public port of a TLS front (rsync-tls.ts) that relays to this daemon.
+   * The public port of a TLS front (tls-front.ts) that relays to this daemon.
    * Its own port is then a fresh one at every start, so a dead master's daemon
    * is found by the front port recorded in its owner file instead.
    */

@@ -1,7 +1,7 @@
 // Before the rsync daemon starts: is its address free? After: does it accept
 // connections yet?
 import { connect, createServer } from 'node:net';
-import { unbracket } from '../common/sockets.js';
+import { unbracket } from '../../common/sockets.js';
 
 const PROBE_TIMEOUT_MS = 1_000;
 

@@ -1,5 +1,5 @@
 // A clock that moves only when told: timing logic tested in microseconds.
-import type { Clock, Timer } from './clock.js';
+import type { Clock, Timer } from '../src/common/clock.js';
 
 interface Pending { at: number; seq: number; fn: () => void; cancelled: boolean }
 

@@ -1,14 +1,14 @@
 // The rsync daemon agents pull from, behind a TLS front when configured.
 import { readFileSync } from 'node:fs';
-import type { MasterConfig } from '../config/types.js';
-import type { Logger } from '../common/log.js';
-import type { RsyncCredentials } from '../protocol/handshake.js';
-import { RsyncDaemon } from './rsyncd.js';
-import { freeLoopbackPort, RsyncTlsFront } from './rsync-tls.js';
+import type { MasterConfig } from '../../config/types.js';
+import type { Logger } from '../../common/log.js';
+import type { RsyncCredentials } from '../../protocol/handshake.js';
+import { RsyncDaemon } from './daemon.js';
+import { freeLoopbackPort, RsyncTlsFront } from './tls-front.js';
 
 export interface RsyncService {
   rsyncd: RsyncDaemon;
-  /** set when agents reach the daemon through TLS (rsync-tls.ts) */
+  /** set when agents reach the daemon through TLS (tls-front.ts) */
   tls: RsyncTlsFront | null;
 }
 

@@ -6,7 +6,7 @@
 // tunnel of their own (agent/tls-tunnel.ts).
 import { connect, createServer as createTcpServer } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import { listenOn, SocketPairs } from '../common/sockets.js';
+import { listenOn, SocketPairs } from '../../common/sockets.js';
 
 /** A client that has not finished its TLS handshake by then is dropped. */
 export const TLS_HANDSHAKE_TIMEOUT_MS = 10_000;

@@ -2,7 +2,7 @@
 // environment, its log file and output followed, its last lines kept to say
 // why it died.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { daemonLogText, LogTail, splitLines } from './rsyncd-log.js';
+import { daemonLogText, LogTail, splitLines } from './log-tail.js';
 
 /** daemon lines kept to explain its death */
 const TAIL_LINES = 20;
