@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyFile } from '../src/common/keyfile.js';
 import type { MasterStatus } from '../src/protocol/status.js';
@@ -109,12 +109,14 @@ export class Cluster {
     const master = {
       listen: `${this.host}:${this.masterPort}`,
       key: join(keys, 'master.key'),
-      rsync: { listen: `${this.host}:${this.rsyncPort}`, binary: 'rsync' },
       status: { listen: `127.0.0.1:${this.statusPort}` },
       delay: this.opts.delay ?? 0.05,
       nodes,
       paths: this.paths.map((p) => ({ name: p.name, watch: this.origin(p.name), exclude: p.exclude ?? [], ...(p.marker ? { marker: p.marker } : {}) })),
       ...this.opts.master,
+      // The daemon reads as the test's own user: a fresh machine has no
+      // "inosync" account, and the trees live in private temp directories.
+      rsync: { listen: `${this.host}:${this.rsyncPort}`, binary: 'rsync', user: userInfo().username, ...(this.opts.master?.['rsync'] as object | undefined) },
     };
     writeFileSync(this.masterConfig, JSON.stringify(master, null, 2));
     for (let i = 0; i < this.agentCount; i++) {

@@ -12,6 +12,7 @@ import {
 } from './fs-checks.js';
 import { isPathWithin } from './fs-path.js';
 import { issuesToProblems } from './issues.js';
+import { accountNameProblem, DEFAULT_RSYNC_USER, lookupRsyncAccount, unreadableTreeProblem } from './rsync-account.js';
 import type { KeyPath } from './keypath.js';
 import { type ParseOptions, type ParseResult, finish, stripUndefined } from './parse-result.js';
 import { readConfigSource, type ConfigSource } from './source.js';
@@ -41,6 +42,8 @@ function masterSchema(dir: string) {
       listen: optional(hostPort().prefault('0.0.0.0:8730')),
       binary: optional(binary(dir).prefault('rsync')),
       tls: optional(z.boolean().optional()),
+      user: optional(vettedString(accountNameProblem).default(DEFAULT_RSYNC_USER)),
+      group: optional(vettedString(accountNameProblem).optional()),
     }).prefault({})),
     status: optional(z.strictObject({
       listen: optional(hostPort().prefault('127.0.0.1:7071')),
@@ -101,9 +104,15 @@ function fsProblems(src: ConfigSource, c: MasterConfig, opts: ParseOptions): Con
     if (shared !== null) out.push(src.problem(['tls', 'key'], shared, 'warning'));
   }
   check(['rsync', 'binary'], binaryProblem(c.rsync.binary));
+  const account = lookupRsyncAccount(c.rsync.user ?? DEFAULT_RSYNC_USER, c.rsync.group);
+  if ('problem' in account) check(['rsync', account.key], account.problem);
+  else if (account.uid === 0) {
+    out.push(src.problem(['rsync', 'user'], `"${account.user}" is root: every agent's pull reads as root; prefer an unprivileged account such as ${DEFAULT_RSYNC_USER}`, 'warning'));
+  }
   c.paths.forEach((p, i) => {
     const dirProblem = directoryProblem(p.watch);
     check(['paths', i, 'watch'], dirProblem);
+    if (dirProblem === null && !('problem' in account)) check(['paths', i, 'watch'], unreadableTreeProblem(p.watch, account));
     // Without the marker the master refuses to sync the path, suspecting an unmounted source.
     if (dirProblem === null && p.marker !== undefined) {
       const m = regularFileProblem(path.join(p.watch, p.marker));

@@ -40,6 +40,14 @@ export interface MasterConfig {
     binary: string;
     /** agents reach the daemon through TLS with `tls`'s certificate; default: on when `tls` is set */
     tls: boolean;
+    /**
+     * The account the daemon reads the trees as, when the master runs as root
+     * (otherwise it reads as the master's own user). A name or numeric uid;
+     * parsed configs always have it (default "inosync").
+     */
+    user?: string;
+    /** its group; default the user's primary group */
+    group?: string;
   };
   status: { listen: HostPort };
   /** seconds; upper bound for gathering events into one batch */

@@ -41,6 +41,8 @@ export interface RsyncdSpec {
 export interface RsyncdFiles {
   conf: string;
   secrets: string;
+  /** the `pre-xfer exec` script, to be written executable (0700) at `preXferFilePath(dir)` */
+  preXfer: string;
   /** module name -> content of `excludeFilePath(dir, module)` */
   excludeFiles: Map<string, string>;
 }
@@ -57,10 +59,67 @@ export interface RsyncdFiles {
  *   follow symlinks. Symlinks must go to agents as symlinks; following them
  *   would serve files from outside the module.
  *
+ * - files-from, include-from, exclude-from, filter: given to the daemon (a
+ *   client can send any option: `rsync -M`), they name a file the daemon
+ *   reads, checked against the excludes by the name given, not the file it
+ *   leads to: `--exclude-from=/alias/f` with `alias -> secret` reads
+ *   secret/f, and what the rules then hide tells its content. `--files-from`
+ *   names the paths to send the same way (`alias/key.txt`). A normal client
+ *   reads these options itself and sends only rules, so agents are unaffected.
+ * - write-batch, only-write-batch, read-batch: batch files the daemon would
+ *   write or read, by a name the client chooses.
+ *
  * Every entry must be a real option name: rsync only logs "No match for
  * refuse-options string" for an unknown one and refuses nothing.
  */
-export const REFUSED_OPTIONS = ['delete', 'remove-source-files', 'copy-links', 'copy-unsafe-links', 'copy-dirlinks'] as const;
+export const REFUSED_OPTIONS = [
+  'delete', 'remove-source-files', 'copy-links', 'copy-unsafe-links', 'copy-dirlinks',
+  'files-from', 'include-from', 'exclude-from', 'filter', 'write-batch', 'only-write-batch', 'read-batch',
+] as const;
+
+/**
+ * The `pre-xfer exec` script: a transfer must name the module root and
+ * nothing else. The daemon's excludes match the names a transfer uses, not
+ * the files they lead to (rsyncd.conf(5), "filter"), so a request naming
+ * `alias/key.txt`, with `alias -> secret`, reads an excluded file under a
+ * name no exclude matches; a symlink to "." or to an ancestor does the same
+ * for anchored excludes. Pulling the root, the daemon walks real directories
+ * only and sends every symlink as a symlink (the options that follow them are
+ * refused), so each name it meets is the file's own name and the excludes
+ * hold. Agents always pull rsync://host:port/MODULE/ with an include list.
+ *
+ * It runs as the daemon's own user, outside the chroot, before anything is
+ * sent; exit 1 aborts the connection with its stdout shown to the client.
+ * The request is checked twice: RSYNC_REQUEST, and the raw arguments, where
+ * options (each starting with "-") come first, then ".", then the paths. A
+ * non-option before "." (or after "--") would become the directory the
+ * daemon serves from.
+ */
+const PRE_XFER_SCRIPT = `#!/bin/sh
+# Written by the inosync master: a transfer names the module root, nothing else.
+refuse() {
+  echo "@ERROR: inosync: $1; only rsync://HOST:PORT/$RSYNC_MODULE_NAME/ can be pulled"
+  exit 1
+}
+[ "$RSYNC_REQUEST" = "$RSYNC_MODULE_NAME/" ] || refuse "a path below the module was requested"
+i=1
+while :; do
+  eval "isset=\\\${RSYNC_ARG$i+1}"
+  [ -n "$isset" ] || refuse "the request names no path"
+  eval "arg=\\\${RSYNC_ARG$i}"
+  i=$((i + 1))
+  case $arg in
+    .) break ;;
+    --) refuse "the request ends its options early" ;;
+    -?*) ;;
+    *) refuse "the request holds an argument that is not an option" ;;
+  esac
+done
+eval "arg=\\\${RSYNC_ARG$i-}"
+eval "more=\\\${RSYNC_ARG$((i + 1))+1}"
+if [ "$arg" != / ] || [ -n "$more" ]; then refuse "a path below the module was requested"; fi
+exit 0
+`;
 
 /** Server-side I/O timeout: a stalled agent cannot hold a daemon process forever. */
 export const DAEMON_TIMEOUT_S = 600;
@@ -94,6 +153,10 @@ export function excludeFilePath(dir: string, module: string): string {
 
 export function logFilePath(dir: string): string {
   return posix.join(dir, 'rsyncd.log');
+}
+
+export function preXferFilePath(dir: string): string {
+  return posix.join(dir, 'only-module-root');
 }
 
 export function lockFilePath(dir: string, module: string): string {
@@ -181,13 +244,14 @@ export function renderRsyncdConf(spec: RsyncdSpec): RsyncdFiles {
       `timeout = ${DAEMON_TIMEOUT_S}`,
       'transfer logging = no',
       `refuse options = ${REFUSED_OPTIONS.join(' ')}`,
+      `pre-xfer exec = ${confValue(preXferFilePath(spec.dir))}`,
     );
   }
 
   const excludeFiles = new Map<string, string>();
   for (const m of spec.modules) excludeFiles.set(m.name, renderExcludeFile(m));
   const secrets = spec.users.map((u) => `${u.user}:${u.password}\n`).join('');
-  return { conf: lines.join('\n') + '\n', secrets, excludeFiles };
+  return { conf: lines.join('\n') + '\n', secrets, preXfer: PRE_XFER_SCRIPT, excludeFiles };
 }
 
 /**

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { unbracket } from '../../common/sockets.js';
-import { excludeFilePath, logFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from '../../rsync/daemon-conf.js';
+import { excludeFilePath, logFilePath, preXferFilePath, renderRsyncdConf, secretsFilePath, type RsyncdModule, type RsyncdUser } from '../../rsync/daemon-conf.js';
 import { accepts, portProblem, probeHost } from './port-probe.js';
 import { OWNER_FILE, orphanedDaemons, ownerFileText } from './proc-scan.js';
 import { describeExit, groupGone, killGroup } from './process-group.js';
@@ -200,6 +200,8 @@ export class RsyncDaemon extends EventEmitter {
     await writePrivate(join(dir, OWNER_FILE), ownerFileText(process.pid, this.opts.front));
     await writePrivate(join(dir, 'rsyncd.conf'), files.conf);
     await writePrivate(secretsFilePath(dir), files.secrets);
+    // Run by the daemon for every connection: it must never be missing or half written.
+    await writePrivate(preXferFilePath(dir), files.preXfer, 0o700);
     for (const [name, content] of files.excludeFiles) await writePrivate(excludeFilePath(dir, name), content);
   }
 
@@ -356,10 +358,10 @@ function isMap(c: RsyncDaemonOptions['credentials']): c is ReadonlyMap<string, R
 }
 
 /** Written under a temporary name and renamed: the daemon rereads these on every connection and must never see half a file. */
-async function writePrivate(path: string, content: string): Promise<void> {
+async function writePrivate(path: string, content: string, mode = 0o600): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, content, { mode: 0o600 });
-  await chmod(tmp, 0o600);
+  await writeFile(tmp, content, { mode });
+  await chmod(tmp, mode);
   await rename(tmp, path);
 }
 

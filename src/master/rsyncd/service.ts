@@ -1,5 +1,6 @@
 // The rsync daemon agents pull from, behind a TLS front when configured.
 import { readFileSync } from 'node:fs';
+import { DEFAULT_RSYNC_USER, lookupRsyncAccount } from '../../config/rsync-account.js';
 import type { MasterConfig } from '../../config/types.js';
 import type { Logger } from '../../common/log.js';
 import type { RsyncCredentials } from '../../protocol/handshake.js';
@@ -20,12 +21,24 @@ function makeRsyncd(config: MasterConfig, credentials: ReadonlyMap<string, Rsync
     modules: config.paths.map((p) => ({ name: p.name, path: p.watch, excludes: p.exclude })),
     credentials,
     ...(front !== undefined ? { front } : {}),
+    ...rsyncAccount(config),
   });
   rsyncd.on('log', (line: string) => log.debug('rsyncd', { line }));
   rsyncd.on('exit', (info: unknown) => log.warn('rsync daemon exited; restarting it', { info }));
   rsyncd.on('restarted', () => log.info('rsync daemon restarted'));
   rsyncd.on('orphan', (info: unknown) => log.warn('killed an rsync daemon left running by a master that died', { info }));
   return rsyncd;
+}
+
+/**
+ * As root, the daemon reads as rsync.user/rsync.group; anyone else cannot
+ * switch, and the daemon reads as the master's own, already unprivileged, user.
+ */
+function rsyncAccount(config: MasterConfig): { runAs?: { uid: number; gid: number } } {
+  if (process.getuid?.() !== 0) return {};
+  const account = lookupRsyncAccount(config.rsync.user ?? DEFAULT_RSYNC_USER, config.rsync.group);
+  if ('problem' in account) throw new Error(`${config.file}: rsync.${account.key}: ${account.problem}`);
+  return { runAs: { uid: account.uid, gid: account.gid } };
 }
 
 export async function startRsyncService(config: MasterConfig, credentials: ReadonlyMap<string, RsyncCredentials>, log: Logger): Promise<RsyncService> {
