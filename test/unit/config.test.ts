@@ -21,6 +21,7 @@ let root: string;
 /** A fresh directory holding a 0600 key file and a www/ directory. */
 function workspace(): string {
   const dir = fs.mkdtempSync(path.join(root, 'ws-'));
+  fs.chmodSync(dir, 0o755);
   fs.writeFileSync(path.join(dir, 'secret.key'), 'not checked here\n', { mode: 0o600 });
   fs.chmodSync(path.join(dir, 'secret.key'), 0o600);
   fs.mkdirSync(path.join(dir, 'www'));
@@ -50,6 +51,17 @@ before(() => {
   const bin = path.join(root, 'bin');
   fs.mkdirSync(bin);
   fs.writeFileSync(path.join(bin, 'rsync'), '#!/bin/sh\n', { mode: 0o755 });
+  // And a stand-in getent that knows the default rsync.user, absent on a fresh machine.
+  fs.writeFileSync(path.join(bin, 'getent'), [
+    '#!/bin/sh',
+    'case "$1:$2" in',
+    '  passwd:inosync) echo "inosync:x:64999:64999::/nonexistent:/usr/sbin/nologin" ;;',
+    '  *) exec /usr/bin/getent "$@" ;;',
+    'esac',
+    '',
+  ].join('\n'), { mode: 0o755 });
+  // The default rsync.user must be able to read the watched trees made below.
+  fs.chmodSync(root, 0o755);
   process.env['PATH'] = `${bin}${path.delimiter}${process.env['PATH'] ?? ''}`;
 });
 
@@ -71,7 +83,7 @@ function masterDefaults(dir: string, file: string): MasterConfig {
     file,
     listen: { host: '0.0.0.0', port: 7070 },
     key: path.join(dir, 'secret.key'),
-    rsync: { listen: { host: '0.0.0.0', port: 8730 }, binary: 'rsync', tls: false },
+    rsync: { listen: { host: '0.0.0.0', port: 8730 }, binary: 'rsync', tls: false, user: 'inosync' },
     status: { listen: { host: '127.0.0.1', port: 7071 } },
     delay: 0.05,
     events: ['create', 'modify', 'delete', 'move', 'attrib'],
@@ -108,6 +120,8 @@ rsync:
   listen: 127.0.0.1:8000
   binary: ${process.execPath}
   tls: true
+  user: inosync
+  group: "64999"
 status:
   listen: localhost:9001
 delay: 2
@@ -135,7 +149,7 @@ paths:
       listen: { host: '::1', port: 9000 },
       key: path.join(dir, 'secret.key'),
       tls: { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') },
-      rsync: { listen: { host: '127.0.0.1', port: 8000 }, binary: process.execPath, tls: true },
+      rsync: { listen: { host: '127.0.0.1', port: 8000 }, binary: process.execPath, tls: true, user: 'inosync', group: '64999' },
       status: { listen: { host: 'localhost', port: 9001 } },
       delay: 2,
       events: ['create', 'delete'],
@@ -569,7 +583,9 @@ describe('paths', () => {
   test('a watch path containing an earlier one', () => {
     const dir = workspace();
     const file = write(dir, 'master.yaml', `${MINIMAL_MASTER}  - name: all\n    watch: .\n`);
-    assert.match(problemAt(parseMasterConfig(file).problems, 'paths[1].watch').reason, /contains/);
+    // (rsync.user cannot read the 0600 key file in it either: a second problem there)
+    const found = parseMasterConfig(file).problems.filter((p) => p.key === 'paths[1].watch' && /contains/.test(p.reason));
+    assert.equal(found.length, 1);
   });
 
   test('agent targets must not nest, nor hold the state directory', () => {
@@ -890,4 +906,51 @@ describe('deploy/examples', () => {
       assert.ok(strict.problems.every((p) => p.severity === 'error'));
     });
   }
+});
+
+describe('rsync.user: the account the rsync daemon reads as', () => {
+  test('a user that does not exist is an error that says how to create it', () => {
+    const dir = workspace();
+    const file = write(dir, 'master.yaml', `${MINIMAL_MASTER}rsync:\n  user: no-such-inosync-user\n`);
+    const p = problemAt(parseMasterConfig(file).problems, 'rsync.user');
+    assert.equal(p.severity, 'error');
+    assert.match(p.reason, /does not exist on this machine; create it \(useradd --system/);
+    assert.equal(checkConfigFile(file).find((q) => q.key === 'rsync.user')?.severity, 'warning', 'check-config without --strict: a warning');
+  });
+
+  test('a group that does not exist, and a numeric user without a group', () => {
+    const dir = workspace();
+    const noGroup = write(dir, 'a.yaml', `${MINIMAL_MASTER}rsync:\n  group: no-such-inosync-group\n`);
+    assert.match(problemAt(parseMasterConfig(noGroup).problems, 'rsync.group').reason, /groupadd/);
+    const numeric = write(dir, 'b.yaml', `${MINIMAL_MASTER}rsync:\n  user: "65534"\n`);
+    assert.match(problemAt(parseMasterConfig(numeric).problems, 'rsync.user').reason, /set rsync.group too/);
+    const bad = write(dir, 'c.yaml', `${MINIMAL_MASTER}rsync:\n  user: "-rf"\n`);
+    assert.match(problemAt(parseMasterConfig(bad).problems, 'rsync.user').reason, /not a user or group name/);
+  });
+
+  test('root is a warning: every pull would read as root', () => {
+    const dir = workspace();
+    const file = write(dir, 'master.yaml', `${MINIMAL_MASTER}rsync:\n  user: root\n`);
+    const p = problemAt(parseMasterConfig(file).problems, 'rsync.user');
+    assert.equal(p.severity, 'warning');
+    assert.match(p.reason, /root/);
+  });
+
+  test('a tree the account cannot read is reported at its watch', () => {
+    const dir = workspace();
+    const file = write(dir, 'master.yaml', MINIMAL_MASTER);
+    fs.chmodSync(path.join(dir, 'www'), 0o700);
+    assert.match(problemAt(parseMasterConfig(file).problems, 'paths[0].watch').reason, /"inosync" \(uid 64999, gid 64999\) cannot list .*www \(mode 0700\)/);
+    fs.chmodSync(path.join(dir, 'www'), 0o755);
+    fs.writeFileSync(path.join(dir, 'www', 'private'), 'x', { mode: 0o600 });
+    fs.chmodSync(path.join(dir, 'www', 'private'), 0o600);
+    assert.match(problemAt(parseMasterConfig(file).problems, 'paths[0].watch').reason, /cannot read 1 of the first 1 entries .*"private"/);
+    fs.chmodSync(path.join(dir, 'www', 'private'), 0o640);
+    if (process.getuid?.() === 0) {
+      fs.chownSync(path.join(dir, 'www', 'private'), 0, 64999);
+      assert.deepEqual(parseMasterConfig(file).problems, [], 'its group may read it');
+    }
+    fs.chmodSync(dir, 0o700);
+    assert.match(problemAt(parseMasterConfig(file).problems, 'paths[0].watch').reason, /cannot enter .* \(mode 0700\)/);
+  });
 });
