@@ -118,15 +118,16 @@ describe('reloading the master config (SIGHUP)', { timeout: 180_000 }, () => {
     const fake = await FakeAgent.connect({ url: `ws://127.0.0.1:${c.masterPort}`, name: c.agentName(0), signer: signerOf(c, 0), masterKey: masterPub(c) });
     await fake.handshake();
     const creds = fake.creds!;
-    const url = `rsync://${creds.user}@127.0.0.1:${c.rsyncPort}/www/one.txt`;
-    const before = await rsync([url, join(c.dir, 'pulled-before.txt')], creds.password);
+    // The daemon serves the module root only: one file is pulled with a filter, as agents do.
+    const url = `rsync://${creds.user}@127.0.0.1:${c.rsyncPort}/www/`;
+    const before = await rsync(['-r', '--include=/one.txt', '--exclude=*', url, `${join(c.dir, 'pulled-before')}/`], creds.password);
     assert.equal(before.code, 0, before.stderr);
     writeNodes(all.filter((n) => n.name !== c.agentName(0)));
     await c.signalMaster('SIGHUP', /reload: nodes updated .*removed=mirror0/);
     const closed = await fake.waitClosed();
     assert.deepEqual(closed, { code: 4401, reason: 'removed from the master config' });
     assert.deepEqual(await nodeNames(), [c.agentName(1)]);
-    const afterwards = await rsync([url, join(c.dir, 'pulled-after.txt')], creds.password);
+    const afterwards = await rsync(['-r', '--include=/one.txt', '--exclude=*', url, `${join(c.dir, 'pulled-after')}/`], creds.password);
     assert.notEqual(afterwards.code, 0, 'the removed node can still pull');
     writeFileSync(join(c.origin(), 'three.txt'), 'three');
     await c.waitConverged(1);

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { makeCredentials } from '../../src/master/rsyncd/credentials.js';
 import { accepts } from '../../src/master/rsyncd/port-probe.js';
 import { RsyncDaemon } from '../../src/master/rsyncd/daemon.js';
-import { excludeFilePath, renderRsyncdConf, secretsFilePath } from '../../src/rsync/daemon-conf.js';
+import { excludeFilePath, preXferFilePath, renderRsyncdConf, secretsFilePath } from '../../src/rsync/daemon-conf.js';
 import { findFreePort } from '../../harness/ports.js';
 import { waitFor } from '../../harness/wait.js';
 import { ratioRow, round, scratchDir, summary, track, type Ctx, type WorkloadResult } from './lib.js';
@@ -53,11 +53,13 @@ export async function nodelay(ctx: Ctx): Promise<WorkloadResult> {
     writeFileSync(join(bareDir, 'rsyncd.conf'), files.conf.replace(/^socket options = .*$/m, ''), { mode: 0o600 });
     writeFileSync(secretsFilePath(bareDir), files.secrets, { mode: 0o600 });
     for (const [n, c] of files.excludeFiles) writeFileSync(excludeFilePath(bareDir, n), c, { mode: 0o600 });
+    writeFileSync(preXferFilePath(bareDir), files.preXfer, { mode: 0o700 });
     const barePort = await findFreePort(HOST);
     bare = spawn('rsync', ['--daemon', '--no-detach', `--config=${join(bareDir, 'rsyncd.conf')}`, `--port=${barePort}`, `--address=${HOST}`], { stdio: 'ignore' });
     await waitFor(() => accepts(HOST, barePort), 10_000, 'the daemon without TCP_NODELAY');
 
-    const url = (p: number): string => `rsync://${cred.user}@${HOST}:${p}/data/hello.txt`;
+    // The daemon serves the module root only: the one file is picked by a filter, as agents do.
+    const url = (p: number): string => `rsync://${cred.user}@${HOST}:${p}/data/`;
     const combos = {
       both: { port, sockopts: true },
       daemonOnly: { port, sockopts: false },
@@ -70,7 +72,7 @@ export async function nodelay(ctx: Ctx): Promise<WorkloadResult> {
         // A changed mtime: every pull transfers the file.
         const t = new Date(Date.now() - 10_000 * (i + 1));
         utimesSync(join(src, 'hello.txt'), t, t);
-        samples[name].push(await pull(['-a', ...(c.sockopts ? ['--sockopts=TCP_NODELAY'] : []), url(c.port), join(dest, 'hello.txt')], cred.password));
+        samples[name].push(await pull(['-a', ...(c.sockopts ? ['--sockopts=TCP_NODELAY'] : []), '--include=/hello.txt', '--exclude=*', url(c.port), `${dest}/`], cred.password));
       }
     }
     const s = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, summary(v)])) as Record<keyof typeof combos, ReturnType<typeof summary>>;
