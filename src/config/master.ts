@@ -105,14 +105,20 @@ function fsProblems(src: ConfigSource, c: MasterConfig, opts: ParseOptions): Con
   }
   check(['rsync', 'binary'], binaryProblem(c.rsync.binary));
   const account = lookupRsyncAccount(c.rsync.user ?? DEFAULT_RSYNC_USER, c.rsync.group);
-  if ('problem' in account) check(['rsync', account.key], account.problem);
+  // Only a master running as root switches the daemon to the account; for
+  // anyone else (a developer, check-config run by hand) it is a warning, which
+  // check-config --strict, the unit's ExecStartPre, still makes an error.
+  const asAccount = (at: KeyPath, problem: string | null) => {
+    if (problem !== null) out.push(src.problem(at, problem, process.getuid?.() === 0 ? severity : 'warning'));
+  };
+  if ('problem' in account) asAccount(['rsync', account.key], account.problem);
   else if (account.uid === 0) {
     out.push(src.problem(['rsync', 'user'], `"${account.user}" is root: every agent's pull reads as root; prefer an unprivileged account such as ${DEFAULT_RSYNC_USER}`, 'warning'));
   }
   c.paths.forEach((p, i) => {
     const dirProblem = directoryProblem(p.watch);
     check(['paths', i, 'watch'], dirProblem);
-    if (dirProblem === null && !('problem' in account)) check(['paths', i, 'watch'], unreadableTreeProblem(p.watch, account));
+    if (dirProblem === null && !('problem' in account)) asAccount(['paths', i, 'watch'], unreadableTreeProblem(p.watch, account));
     // Without the marker the master refuses to sync the path, suspecting an unmounted source.
     if (dirProblem === null && p.marker !== undefined) {
       const m = regularFileProblem(path.join(p.watch, p.marker));

@@ -6,6 +6,7 @@
 // environment and "[" starts a module, so an unchecked name, path or pattern
 // could add or change parameters (e.g. drop "read only" or "auth users").
 import { posix } from 'node:path';
+import { PRE_XFER_SCRIPT } from './only-module-root.js';
 
 export interface RsyncdModule {
   /** module name; agents pull rsync://host:port/<name>/ */
@@ -77,49 +78,6 @@ export const REFUSED_OPTIONS = [
   'files-from', 'include-from', 'exclude-from', 'filter', 'write-batch', 'only-write-batch', 'read-batch',
 ] as const;
 
-/**
- * The `pre-xfer exec` script: a transfer must name the module root and
- * nothing else. The daemon's excludes match the names a transfer uses, not
- * the files they lead to (rsyncd.conf(5), "filter"), so a request naming
- * `alias/key.txt`, with `alias -> secret`, reads an excluded file under a
- * name no exclude matches; a symlink to "." or to an ancestor does the same
- * for anchored excludes. Pulling the root, the daemon walks real directories
- * only and sends every symlink as a symlink (the options that follow them are
- * refused), so each name it meets is the file's own name and the excludes
- * hold. Agents always pull rsync://host:port/MODULE/ with an include list.
- *
- * It runs as the daemon's own user, outside the chroot, before anything is
- * sent; exit 1 aborts the connection with its stdout shown to the client.
- * The request is checked twice: RSYNC_REQUEST, and the raw arguments, where
- * options (each starting with "-") come first, then ".", then the paths. A
- * non-option before "." (or after "--") would become the directory the
- * daemon serves from.
- */
-const PRE_XFER_SCRIPT = `#!/bin/sh
-# Written by the inosync master: a transfer names the module root, nothing else.
-refuse() {
-  echo "@ERROR: inosync: $1; only rsync://HOST:PORT/$RSYNC_MODULE_NAME/ can be pulled"
-  exit 1
-}
-[ "$RSYNC_REQUEST" = "$RSYNC_MODULE_NAME/" ] || refuse "a path below the module was requested"
-i=1
-while :; do
-  eval "isset=\\\${RSYNC_ARG$i+1}"
-  [ -n "$isset" ] || refuse "the request names no path"
-  eval "arg=\\\${RSYNC_ARG$i}"
-  i=$((i + 1))
-  case $arg in
-    .) break ;;
-    --) refuse "the request ends its options early" ;;
-    -?*) ;;
-    *) refuse "the request holds an argument that is not an option" ;;
-  esac
-done
-eval "arg=\\\${RSYNC_ARG$i-}"
-eval "more=\\\${RSYNC_ARG$((i + 1))+1}"
-if [ "$arg" != / ] || [ -n "$more" ]; then refuse "a path below the module was requested"; fi
-exit 0
-`;
 
 /** Server-side I/O timeout: a stalled agent cannot hold a daemon process forever. */
 export const DAEMON_TIMEOUT_S = 600;
