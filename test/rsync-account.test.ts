@@ -85,8 +85,10 @@ describe('the rsync daemon reads as rsync.user', { skip: isRoot ? false : 'needs
 
   test('the default user that does not exist stops the start with a message that says what to do', async () => {
     const port = await findFreePort(HOST);
+    const started = startRsyncService(config(port, { user: 'no-such-inosync-user' }), makeCredentials(['m1']), quietLog);
+    void started.then((s) => services.push(s), () => undefined); // stopped in after() should it start
     await assert.rejects(
-      startRsyncService(config(port, { user: 'no-such-inosync-user' }), makeCredentials(['m1']), quietLog),
+      started,
       /master\.yaml: rsync\.user: the user "no-such-inosync-user" does not exist on this machine; create it \(useradd --system/,
     );
     assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('inosync-rsyncd-')), [], 'nothing was started');
