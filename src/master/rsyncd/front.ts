@@ -81,6 +81,12 @@ export class RsyncFront {
     this.sessions.delete(session);
   }
 
+  /** The port it listens on, once started. */
+  get port(): number | null {
+    const addr = this.server?.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : null;
+  }
+
   /** Connections held now (tests, status). */
   get connections(): number {
     return this.conns.size;
