@@ -17,8 +17,6 @@ import { makeRoom, normalizeAddress } from '../room.js';
 
 /** A client that has not passed rsync's authentication by then (TLS handshake included) is dropped. */
 export const PREAUTH_TIMEOUT_MS = 10_000;
-/** kept for callers that name the TLS part of that bound */
-export const TLS_HANDSHAKE_TIMEOUT_MS = PREAUTH_TIMEOUT_MS;
 /** connections one authenticated session may hold (an agent runs one rsync at a time, plus a retry) */
 export const CONNECTIONS_PER_SESSION = 8;
 /** connections the front holds in all */
