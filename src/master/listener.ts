@@ -61,6 +61,8 @@ export interface ListenerOptions<S extends Handshaking> {
   open: () => boolean;
   /** turns a new connection into a session */
   accept: (ws: WebSocket, address: string | null) => S;
+  /** how long a TCP connection may take to upgrade; default UPGRADE_TIMEOUT_MS */
+  upgradeTimeoutMs?: number;
 }
 
 interface Upgrading {
@@ -135,7 +137,7 @@ export class AgentListener<S extends Handshaking> {
     const timer = setTimeout(() => {
       const u = this.upgrading.get(key);
       if (u) this.dropUpgrading(u);
-    }, UPGRADE_TIMEOUT_MS);
+    }, this.o.upgradeTimeoutMs ?? UPGRADE_TIMEOUT_MS);
     timer.unref();
     this.upgrading.set(key, { address, evictable: true, key, socket, timer });
     socket.once('close', () => {
