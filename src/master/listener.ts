@@ -31,25 +31,13 @@ export interface Handshaking {
 
 /**
  * Which handshaking connection makes room for a new one from `address`, or
- * null when there is room. `waiting` is oldest first. When full, the oldest
- * unauthenticated connection (from this address if that is what is full)
- * goes: a real agent authenticates within milliseconds, so sockets held open
- * to fill the slots are what goes; refusing the newest instead let any 256
- * idle sockets keep every reconnecting agent out for as long as the flood
- * lasted.
+ * null when there is room (room.ts: the oldest goes). `waiting` is oldest
+ * first.
  */
-export function makeRoomFor<S extends { readonly address: string | null }>(waiting: Iterable<S>, total: number, address: string | null): S | null {
-  let oldest: S | null = null;
-  let fromAddress = 0;
-  let first: S | null = null;
-  for (const s of waiting) {
-    first ??= s;
-    if (s.address !== address) continue;
-    oldest ??= s;
-    fromAddress++;
-  }
-  if (fromAddress >= MAX_HANDSHAKES_PER_ADDRESS) return oldest;
-  return total >= MAX_HANDSHAKES ? first : null;
+export function makeRoomFor<S extends { readonly address: string | null }>(waiting: Iterable<S>, address: string | null): S | null {
+  const held = [...waiting].map((s) => ({ address: s.address ?? '', evictable: true, s }));
+  const room = makeRoom(held, address ?? '', { total: MAX_HANDSHAKES, perAddress: MAX_HANDSHAKES_PER_ADDRESS });
+  return room.admit ? (room.evict?.s ?? null) : null;
 }
 
 export interface ListenerOptions<S extends Handshaking> {
@@ -165,7 +153,7 @@ export class AgentListener<S extends Handshaking> {
   private onConnection(ws: WebSocket, address: string | null): void {
     ws.on('error', () => undefined);
     if (!this.o.open()) return ws.terminate();
-    const oldest = makeRoomFor(this.handshaking, this.handshaking.size, address);
+    const oldest = makeRoomFor(this.handshaking, address);
     if (oldest) {
       this.o.log.debug('too many unauthenticated connections; dropping the oldest', { address: oldest.address });
       this.handshaking.delete(oldest);
