@@ -16,7 +16,7 @@ import { AppliedStore } from './applied-state.js';
 import { TlsTunnel } from './tls-tunnel.js';
 import { Applier, type ApplierPath } from './applier.js';
 import { MasterSession, type MasterSessionHost } from './master-session.js';
-import { welcomeProblem } from './welcome-check.js';
+import { credentialsProblem, welcomeProblem } from './welcome-check.js';
 import { ProtocolError } from '../protocol/errors.js';
 
 export interface AgentOptions {
@@ -158,7 +158,7 @@ export class Agent implements MasterSessionHost {
 
   onWelcome(_c: MasterSession, w: Welcome, creds: RsyncCredentials): void {
     // Thrown before anything changes: the session fails the handshake and we try again later.
-    const problem = welcomeProblem(w, { overTls: this.tunnel !== null, allowPlainRsync: this.config.master.allowPlainRsync === true });
+    const problem = welcomeProblem(w, { overTls: this.tunnel !== null, allowPlainRsync: this.config.master.allowPlainRsync === true }) ?? credentialsProblem(creds);
     if (problem !== null) throw new ProtocolError(CLOSE.protocol, problem);
     this.creds = creds;
     if (this.session === null || !sameBytes(this.session, w.session)) {

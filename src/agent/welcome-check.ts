@@ -2,6 +2,7 @@
 // a signed welcome can still come from a compromised or misconfigured master,
 // and what it says becomes rsync's arguments. Pure.
 import { excludePatternProblem } from '../rsync/excludes.js';
+import type { RsyncCredentials } from '../protocol/handshake.js';
 import type { Welcome } from '../protocol/messages.js';
 
 export interface WelcomeRules {
@@ -28,5 +29,17 @@ export function welcomeProblem(w: Welcome, rules: WelcomeRules): string | null {
       if (problem !== null) return `the master sent path ${p.name} an exclude pattern rsync cannot use safely, ${JSON.stringify(e.slice(0, 200))}: ${problem}`;
     }
   }
+  return null;
+}
+
+/**
+ * Why the boxed credentials cannot be handed to rsync, or null. The user goes
+ * into the rsync:// URL and the password into the environment: a NUL would
+ * make every spawn fail (a retry loop), an "@" or "/" would change the URL.
+ * The master makes them from the node name and base64url.
+ */
+export function credentialsProblem(c: RsyncCredentials): string | null {
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(c.user)) return `the master sent an rsync user name that cannot go into an rsync:// URL: ${JSON.stringify(c.user.slice(0, 100))}`;
+  if (!/^[\x21-\x7e]{1,512}$/.test(c.password)) return 'the master sent an rsync password rsync cannot take (empty, too long, or not printable ASCII)';
   return null;
 }

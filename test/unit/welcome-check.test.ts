@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseWelcome, type Welcome, type RunReport } from '../../src/protocol/messages.js';
-import { welcomeProblem } from '../../src/agent/welcome-check.js';
+import { credentialsProblem, welcomeProblem } from '../../src/agent/welcome-check.js';
 import { Applier } from '../../src/agent/applier.js';
 import { ManualClock } from '../../harness/manual-clock.js';
 import { quietLog } from '../../harness/quiet-log.js';
@@ -126,5 +126,15 @@ test('master.allowPlainRsync: absent by default, a boolean, and said out loud in
     assert.ok(parseAgentConfig(file, opts).problems.some((p) => p.key === 'master.allowPlainRsync' && p.severity === 'error'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('credentials that cannot go into an rsync:// URL or the environment are refused', () => {
+  assert.equal(credentialsProblem({ user: 'inosync-m1-abc_12.x', password: 'Zm9vYmFy-_' }), null);
+  for (const user of ['', 'a\0b', 'x@evil.example:873', 'a/b', 'a b', 'é']) {
+    assert.match(credentialsProblem({ user, password: 'p' }) ?? '', /rsync user name/, JSON.stringify(user));
+  }
+  for (const password of ['', 'a\0b', 'a\nb', 'x'.repeat(513), 'é']) {
+    assert.match(credentialsProblem({ user: 'u', password }) ?? '', /rsync password/, JSON.stringify(password));
   }
 });
