@@ -155,7 +155,8 @@ export class Master implements SessionHost {
   }
 
   onHello(s: AgentSession): void {
-    this.nodes.get(s.node!)?.onConnecting(s.address, this.clock.now());
+    // A hello proves nothing: the node's account moves only once it authenticates.
+    this.log.debug('hello', { node: s.node, address: s.address });
   }
 
   onRefused(node: string | null, address: string | null, reason: string): void {
@@ -330,7 +331,6 @@ export class Master implements SessionHost {
 
   status(): MasterStatus {
     const now = this.clock.now();
-    const handshaking = new Set([...this.listener.handshaking].map((h) => h.node));
     return assembleStatus({
       now,
       session: this.session,
@@ -341,7 +341,7 @@ export class Master implements SessionHost {
       rsyncTls: this.rsync?.tls === true,
       refusals: this.refusals,
       refusalsTotal: this.refusalsTotal,
-      nodes: [...this.nodes.values()].map((n) => n.status(now, handshaking.has(n.name) && !this.sessions.get(n.name)?.ready)),
+      nodes: [...this.nodes.values()].map((n) => n.status(now)),
     });
   }
 
