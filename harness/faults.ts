@@ -80,12 +80,13 @@ export async function hardKillAgent(c: Cluster, i: number, when?: () => boolean,
  * kill -9 of the master alone, as a crash leaves it: its rsync daemon (its
  * own process group) survives as an orphan and still holds the port.
  */
-export async function hardKillMaster(c: Cluster): Promise<{ orphanDaemon: number | null }> {
+export async function hardKillMaster(c: Cluster): Promise<{ daemon: number | null; orphanDaemon: number | null }> {
   const pid = c.master?.child.pid;
   if (!pid) throw new Error('the master is not running');
   const daemon = rsyncDaemonOf(pid);
   await c.stopMaster('SIGKILL');
-  return { orphanDaemon: daemon && isAlive(daemon.pid) ? daemon.pid : null };
+  // The daemon gets SIGKILL when its master dies (setpriv --pdeathsig): usually already gone here.
+  return { daemon: daemon?.pid ?? null, orphanDaemon: daemon && isAlive(daemon.pid) ? daemon.pid : null };
 }
 
 /** kill -9 of the rsync daemon under a running master; resolves with its pid. */

@@ -114,7 +114,10 @@ describe('reloading the master config (SIGHUP)', { timeout: 180_000 }, () => {
   });
 
   test('a node removed from the config is cut off at once, and its rsync credentials stop working', async () => {
-    // Its credentials, as the real agent holds them (this takes over its connection).
+    // The real agent first: taken over, it would reconnect within ~250 ms and
+    // take the connection back from the stand-in before the reload lands.
+    await c.stopAgent(0);
+    // Its credentials, as the real agent holds them.
     const fake = await FakeAgent.connect({ url: `ws://127.0.0.1:${c.masterPort}`, name: c.agentName(0), signer: signerOf(c, 0), masterKey: masterPub(c) });
     await fake.handshake();
     const creds = fake.creds!;

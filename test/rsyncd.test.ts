@@ -2,6 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import {
   chmodSync,
@@ -22,6 +23,7 @@ import { dirname, join } from 'node:path';
 import { makeCredentials, type RsyncCredential } from '../src/master/rsyncd/credentials.js';
 import { REFUSED_OPTIONS, renderRsyncdConf, type RsyncdModule, type RsyncdSpec } from '../src/rsync/daemon-conf.js';
 import { RsyncDaemon, type RsyncDaemonExit, type RsyncDaemonOptions } from '../src/master/rsyncd/daemon.js';
+import { RsyncFront } from '../src/master/rsyncd/front.js';
 import { findFreePort } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -586,6 +588,37 @@ describe('RsyncDaemon (real rsync)', () => {
     assert.equal(readFileSync(join(d, 'hello.txt'), 'utf8'), 'hello\n');
     assert.ok(!existsSync(join(d, 'localhost/secret')), 'the exclude file is read before the switch');
     await nobody.stop();
+  });
+
+  test('behind the front: an authenticated pull outlives the pre-auth deadline; an address without a session gets @ERROR', async () => {
+    const bigDir = join(root, 'big');
+    mkdirSync(bigDir);
+    writeFileSync(join(bigDir, 'big.bin'), randomBytes(400_000));
+    const backPort = await findFreePort(HOST);
+    const frontPort = await findFreePort(HOST);
+    const d = newDaemon({ port: backPort, front: frontPort, modules: [{ name: 'big', path: bigDir, excludes: [] }] });
+    await d.start();
+    const front = new RsyncFront({ host: HOST, port: frontPort, backend: { host: HOST, port: backPort }, preAuthTimeoutMs: 500 });
+    await front.start();
+    try {
+      const session = {};
+      front.admit(session, HOST);
+      // About 2 s at 200 KiB/s: four times the deadline, which only binds until rsync says "@RSYNCD: OK".
+      const started = Date.now();
+      const r = await rsync(['-a', '--bwlimit=200', url(frontPort, web1, 'big/'), `${dest('through-front')}/`], { password: web1.password });
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(Date.now() - started > 1_000, 'the pull was slow enough to test the deadline');
+      assert.equal(statSync(join(dest('through-front'), 'big.bin')).size, 400_000);
+      const anon = await rsync(['-a', '--address=127.0.0.2', url(frontPort, web1, 'big/'), `${dest('refused')}/`], { password: web1.password });
+      assert.notEqual(anon.code, 0);
+      assert.match(anon.stderr, /@ERROR: no authenticated inosync agent at this address/);
+      front.release(session);
+      const released = await rsync(['-a', url(frontPort, web1, 'big/'), `${dest('released')}/`], { password: web1.password });
+      assert.match(released.stderr, /@ERROR: no authenticated inosync agent/);
+    } finally {
+      await front.stop();
+      await d.stop();
+    }
   });
 
   test('listens on IPv6 with --address', async (t) => {

@@ -13,7 +13,7 @@ import { NODE_STATES } from '../src/master/metrics.js';
 import { encode } from '../src/protocol/codec.js';
 import { PROTOCOL_VERSION } from '../src/protocol/version.js';
 import { Cluster } from '../harness/cluster.js';
-import { waitFor } from '../harness/wait.js';
+import { sleep, waitFor } from '../harness/wait.js';
 import { parseExposition, sample, type Parsed } from '../harness/prometheus.js';
 
 const CLI = new URL('../src/cli/inosync.js', import.meta.url).pathname;
@@ -222,29 +222,33 @@ describe('per-node status of a real master', { timeout: 240_000 }, () => {
     assert.equal(sample(p, 'inosync_node_syncs_total', { node: m(0), result: 'ok' }), n.syncs.ok);
   });
 
-  test('a node halfway through its handshake is connecting; a connected one is not touched by a stranger naming it', async () => {
-    // The master knows the name but not yet whether the peer holds the key.
-    // From another loopback address, to tell it apart from the real agents.
+  test('a stranger naming a node changes neither its state nor its lastSeen; the attempts are refusals', async () => {
+    // The master knows the name but not whether the peer holds the key, so it
+    // shows nothing of the attempt but a refusal (issue 10, item 6). From
+    // another loopback address, to tell it apart from the real agents.
+    const before = await status();
     const clients = [holdHandshakes(m(1), '127.0.0.2'), holdHandshakes(m(0), '127.0.0.2')];
     try {
       await Promise.all(clients.map((h) => h.challenged));
-      const s = await waitState(1, 'connecting', 10_000);
-      const n = nodeOf(s, m(1));
-      assert.equal(n.connected, false);
-      assert.equal(n.address, '127.0.0.2', 'where the attempt comes from');
-      // Nothing is proven by a hello: the connected node keeps its state and address.
+      await sleep(1_500);
+      const s = await status();
+      assert.equal(nodeOf(s, m(1)).state, 'never-connected');
+      assert.equal(nodeOf(s, m(1)).lastSeen, nodeOf(before, m(1)).lastSeen);
+      assert.equal(nodeOf(s, m(1)).address, null);
       assert.equal(nodeOf(s, m(0)).state, 'idle');
       assert.equal(nodeOf(s, m(0)).address, '127.0.0.1');
-      const [{ table, code }, p] = await Promise.all([ask(), metrics()]);
-      assert.equal(code, 1);
-      assert.equal(row(table, m(1)).state, 'connecting');
+      const [{ table }, p] = await Promise.all([ask(), metrics()]);
+      assert.equal(row(table, m(1)).state, 'never-connected');
       assert.match(row(table, m(0)).rest, /\s127\.0\.0\.1\s+-$/);
-      assertNodeMetrics(p, m(1), 'connecting');
+      assertNodeMetrics(p, m(1), 'never-connected');
       assertNodeMetrics(p, m(0), 'idle');
     } finally {
       for (const h of clients) h.stop();
     }
-    const s = await waitState(1, 'never-connected', 10_000);
+    await waitFor(async () => (nodeOf(await status(), m(1)).lastRefusal?.address ?? '').startsWith('127.0.0.2'), 15_000, 'the attempts shown as refusals');
+    const s = await status();
+    assert.ok((s.refusalsTotal ?? 0) >= (before.refusalsTotal ?? 0) + 2);
+    assert.equal(nodeOf(s, m(1)).state, 'never-connected');
     assert.equal(nodeOf(s, m(0)).address, '127.0.0.1');
   });
 

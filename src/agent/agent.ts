@@ -16,6 +16,8 @@ import { AppliedStore } from './applied-state.js';
 import { TlsTunnel } from './tls-tunnel.js';
 import { Applier, type ApplierPath } from './applier.js';
 import { MasterSession, type MasterSessionHost } from './master-session.js';
+import { credentialsProblem, welcomeProblem } from './welcome-check.js';
+import { ProtocolError } from '../protocol/errors.js';
 
 export interface AgentOptions {
   dryRun?: boolean;
@@ -85,7 +87,13 @@ export class Agent implements MasterSessionHost {
       ...(opts.retryMaxMs !== undefined ? { retryMaxMs: opts.retryMaxMs } : {}),
       password: () => this.creds?.password ?? null,
       onApplied: (seq) => {
-        if (this.session) this.store.save({ session: this.session, seq });
+        if (!this.session) return;
+        try {
+          this.store.save({ session: this.session, seq });
+        } catch (err) {
+          // The mirror is applied; only the memory of it is lost, which costs a full sync after a restart.
+          this.log.error('cannot save the applied position; a restart will bring a full sync', { state: this.config.state, err });
+        }
       },
       onResult: (seq, ok, runs) => this.sendResult(seq, ok, runs),
       onProgress: (path, percent) => this.c?.send({ t: 'progress', path, percent }),
@@ -149,6 +157,9 @@ export class Agent implements MasterSessionHost {
   }
 
   onWelcome(_c: MasterSession, w: Welcome, creds: RsyncCredentials): void {
+    // Thrown before anything changes: the session fails the handshake and we try again later.
+    const problem = welcomeProblem(w, { overTls: this.tunnel !== null, allowPlainRsync: this.config.master.allowPlainRsync === true }) ?? credentialsProblem(creds);
+    if (problem !== null) throw new ProtocolError(CLOSE.protocol, problem);
     this.creds = creds;
     if (this.session === null || !sameBytes(this.session, w.session)) {
       // A new run of the master: its sequence numbers start again, and it sends a full sync.
@@ -201,8 +212,7 @@ export class Agent implements MasterSessionHost {
   private applierPaths(w: Welcome, creds: RsyncCredentials): ApplierPath[] {
     const host = this.config.master.rsyncHost ?? new URL(this.config.master.url).hostname;
     let via = `${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${w.rsyncPort}`;
-    if (w.rsyncTls) {
-      if (!this.tunnel) throw new Error('the master serves rsync over TLS, but this agent reached it without TLS; use a wss:// url');
+    if (w.rsyncTls && this.tunnel) {
       this.tunnel.target = { host, port: w.rsyncPort };
       via = `127.0.0.1:${this.tunnel.port}`;
     }

@@ -113,10 +113,16 @@ export class Applier {
 
   private kick(): void {
     if (this.stopped || this.running || this.retryTimer) return;
-    this.running = this.loop().finally(() => {
-      this.running = null;
-      if (!this.isEmpty() && !this.retryTimer) this.kick();
-    });
+    this.running = this.loop()
+      .catch((err: unknown) => {
+        // Nothing in a run may end the agent (a hostile master once did it with
+        // one bad exclude): say so, and serve the next batch.
+        this.deps.log.error('the applier stopped on an unexpected error; it goes on with the next batch', { err });
+      })
+      .finally(() => {
+        this.running = null;
+        if (!this.isEmpty() && !this.retryTimer) this.kick();
+      });
   }
 
   private async loop(): Promise<void> {
@@ -129,7 +135,7 @@ export class Applier {
         cs.clear();
       }
       this.deps.onRunStart?.(work.map((w) => w.name));
-      const reports = await Promise.all(work.map((w) => this.runOne(w)));
+      const reports = await Promise.all(work.map((w) => this.runGuarded(w)));
       for (const r of reports) {
         // After an I/O error rsync skips deletions and exits 23: a run that
         // "mostly worked" may have left deleted files behind. Run it again.
@@ -173,6 +179,17 @@ export class Applier {
     if (!this.stopped && reported > 0 && this.pendingSeq > reported) {
       this.deps.onApplied(this.pendingSeq);
       this.deps.onResult(this.pendingSeq, true, []);
+    }
+  }
+
+  /** One path's run; whatever it throws is that path's fatal failure, reported to the master, not the agent's end. */
+  private async runGuarded(listed: PathChanges): Promise<RunReport> {
+    try {
+      return await this.runOne(listed);
+    } catch (err) {
+      const message = `cannot run rsync for this path: ${(err as Error).message ?? String(err)}`;
+      this.deps.log.error('rsync run failed before it started', { path: listed.name, message });
+      return { path: listed.name, full: listed.full, files: 0, bytes: 0, deleted: 0, kind: 'fatal', exit: null, message: message.slice(0, 4000), durationMs: 0 };
     }
   }
 

@@ -12,8 +12,10 @@
 //
 // A listed entry whose ancestor on the mirror is a symlink resolving outside
 // the target (or not resolving at all) is taken out of the run and reported.
-// A symlink resolving inside the target is left to rsync: whatever it does
-// with it stays inside. Only the ancestors of listed entries are checked:
+// A symlink resolving inside the target does not end the check: the ancestors
+// below it are looked at through it, so a chain (`a -> b`, then `b/c -> /etc`,
+// listed as `a/c/x`) is caught at `a/c`. Only when every ancestor resolves
+// inside is the entry left to rsync. Only the ancestors of listed entries are checked:
 // below a `tree` entry and in a full sync, rsync's own no-follow rule (with -K
 // refused) is what holds, and a full sync replaces such a link.
 import { lstatSync, realpathSync } from 'node:fs';
@@ -53,6 +55,8 @@ export function splitChanges(changes: PathChanges, classify: (rel: string) => An
     for (const a of ancestorsOf(entry)) {
       const k = kindOf(a);
       if (k === 'symlink-outside') return a;
+      // Through a link that stays inside, what lies below still has to be looked at.
+      if (k === 'symlink-inside') continue;
       if (k !== 'dir') return null;
     }
     return null;

@@ -1,4 +1,4 @@
-// How rsync reaches a master whose rsync port speaks TLS (master/rsyncd/tls-front.ts).
+// How rsync reaches a master whose rsync port speaks TLS (master/rsyncd/front.ts).
 // rsync has no TLS of its own, so the agent listens on a loopback port and
 // carries each connection rsync opens there to the master over TLS, checked
 // against master.ca like the websocket. Doing it in this process, rather than

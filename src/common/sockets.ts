@@ -1,4 +1,4 @@
-// Socket plumbing shared by the two TLS relays (master/rsyncd/tls-front.ts on the
+// Socket plumbing shared by the two TLS relays (master/rsyncd/front.ts on the
 // master, agent/tls-tunnel.ts on the agent).
 import type { Server, Socket } from 'node:net';
 

@@ -33,6 +33,7 @@ function agentSchema(dir: string) {
       key: publicKey().describe('the master\'s base64 public key'),
       ca: optional(filePath(dir).optional()),
       rsyncHost: optional(vettedString(rsyncHostProblem).optional()),
+      allowPlainRsync: optional(z.boolean().optional()),
     }).describe('a mapping with the master\'s url and key'),
     state: optional(filePath(dir).prefault('/var/lib/inosync')),
     rsync: optional(z.strictObject({
@@ -73,6 +74,12 @@ export function parseAgentSource(src: ConfigSource, opts: ParseOptions = {}, pro
   problems.push(...stateInTargets(src, config), ...optInWarnings(src, config), ...fsProblems(src, config, opts));
   if (config.master.ca !== undefined && config.master.url.startsWith('ws:')) {
     problems.push(src.problem(['master', 'ca'], 'is only used with a wss:// url; switch the url to wss:// or remove ca', 'warning'));
+  }
+  if (config.master.allowPlainRsync === true) {
+    problems.push(src.problem(['master', 'allowPlainRsync'], config.master.url.startsWith('ws:')
+      ? 'is only used with a wss:// url (a ws:// master always serves plain rsync); remove it'
+      : 'lets this agent pull files over plain rsync from a master that turned rsync.tls off: the files travel in clear and a man in the middle can change them; '
+        + 'remove it unless the network between master and mirror is trusted', 'warning'));
   }
   return finish(config, problems);
 }

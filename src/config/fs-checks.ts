@@ -96,7 +96,7 @@ export function directoryProblem(dir: string, writable = false): string | null {
 /** The agent creates its state directory, but only inside a parent that exists. */
 export function stateDirProblem(dir: string): string | null {
   try {
-    if (fs.statSync(dir).isDirectory()) return null;
+    if (fs.statSync(dir).isDirectory()) return stateDirSafetyProblem(dir);
     return `${dir} exists but is not a directory; remove it or choose another state directory`;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -129,6 +129,29 @@ function executableProblem(file: string): string | null {
     fs.accessSync(file, fs.constants.X_OK);
   } catch {
     return `${file} is not executable by this user; run: chmod +x ${file}`;
+  }
+  return null;
+}
+
+/**
+ * The agent (often root) writes its state file there: a directory another
+ * user owns or may write into lets that user plant a link the agent then
+ * writes through, or swap the file itself. Null when it is safe or absent.
+ */
+export function stateDirSafetyProblem(dir: string, uid: number | undefined = process.geteuid?.()): string | null {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    return null;
+  }
+  if (!st.isDirectory()) return null;
+  if (uid !== undefined && st.uid !== uid) {
+    return `${dir} is owned by uid ${st.uid}, not by the agent's user (uid ${uid}): its owner could plant files the agent writes through; run: chown ${uid} ${dir} && chmod 700 ${dir}`;
+  }
+  if ((st.mode & 0o022) !== 0) {
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+    return `${dir} is writable by ${(st.mode & 0o002) !== 0 ? 'any user' : 'its group'} (mode ${mode}): another user could plant files the agent writes through; run: chmod 700 ${dir}`;
   }
   return null;
 }

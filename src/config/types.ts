@@ -88,6 +88,8 @@ export interface AgentConfig {
     ca?: string;
     /** host of the master's rsync daemon; defaults to the host of `url` */
     rsyncHost?: string;
+    /** with a wss:// url, follow a master whose rsync port does not speak TLS (default: refuse) */
+    allowPlainRsync?: boolean;
   };
   /** directory where the agent remembers what it has applied */
   state: string;

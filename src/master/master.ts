@@ -155,7 +155,8 @@ export class Master implements SessionHost {
   }
 
   onHello(s: AgentSession): void {
-    this.nodes.get(s.node!)?.onConnecting(s.address, this.clock.now());
+    // A hello proves nothing: the node's account moves only once it authenticates.
+    this.log.debug('hello', { node: s.node, address: s.address });
   }
 
   onRefused(node: string | null, address: string | null, reason: string): void {
@@ -176,6 +177,8 @@ export class Master implements SessionHost {
       this.nodes.get(name)!.onDisconnect(this.clock.now());
     }
     this.sessions.set(name, s);
+    // Its address may now reach the rsync daemon (rsyncd/front.ts).
+    this.rsync?.front.admit(s, s.address);
     const node = this.nodes.get(name)!;
     const sameRun = auth.applied !== null && Buffer.from(auth.applied.session).equals(Buffer.from(this.session));
     node.onReady(auth.version, this.clock.now(), s.address);
@@ -187,7 +190,7 @@ export class Master implements SessionHost {
     return {
       creds: this.credentials.get(name)!,
       rsyncPort: this.config.rsync.listen.port,
-      rsyncTls: this.rsync?.tls != null,
+      rsyncTls: this.rsync?.tls === true,
       paths: this.config.paths.map((p) => ({ name: p.name, exclude: p.exclude })),
     };
   }
@@ -226,6 +229,7 @@ export class Master implements SessionHost {
 
   onClosed(s: AgentSession): void {
     this.listener.handshaking.delete(s);
+    this.rsync?.front.release(s);
     const name = s.node;
     if (name === null) return;
     if (this.sessions.get(name) === s) {
@@ -257,7 +261,7 @@ export class Master implements SessionHost {
       return;
     }
     this.listener.setCertificate(pair);
-    this.rsync?.tls?.setCertificate(pair.cert, pair.key);
+    this.rsync?.front.setCertificate(pair.cert, pair.key);
     this.config = { ...this.config, tls };
     this.log.info('reload: TLS certificate loaded', { cert: tls.cert });
   }
@@ -327,7 +331,6 @@ export class Master implements SessionHost {
 
   status(): MasterStatus {
     const now = this.clock.now();
-    const handshaking = new Set([...this.listener.handshaking].map((h) => h.node));
     return assembleStatus({
       now,
       session: this.session,
@@ -335,10 +338,10 @@ export class Master implements SessionHost {
       batches: this.sender.batches,
       paths: [...this.paths.values()].map((wp) => wp.status()),
       rsyncd: this.rsync?.rsyncd.status() ?? null,
-      rsyncTls: this.rsync?.tls != null,
+      rsyncTls: this.rsync?.tls === true,
       refusals: this.refusals,
       refusalsTotal: this.refusalsTotal,
-      nodes: [...this.nodes.values()].map((n) => n.status(now, handshaking.has(n.name) && !this.sessions.get(n.name)?.ready)),
+      nodes: [...this.nodes.values()].map((n) => n.status(now)),
     });
   }
 
@@ -351,7 +354,7 @@ export class Master implements SessionHost {
     await Promise.all([...this.paths.values()].map((wp) => wp.close()));
     await this.listener.close();
     await this.statusServer?.close();
-    await this.rsync?.tls?.stop();
+    await this.rsync?.front.stop();
     await this.rsync?.rsyncd.stop();
     this.log.info('master stopped');
   }

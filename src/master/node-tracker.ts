@@ -247,15 +247,13 @@ export class NodeTracker {
     this.lastRefusal = { at, address, reason };
   }
 
-  /** A hello named this node. It proves nothing, so a connected node's figures stay its own. */
-  onConnecting(address: string | null, now: number): void {
-    if (this.connected) return;
-    this.address = address;
-    this.#lastSeen = now;
-  }
-
-  /** `address`: the authenticated peer's (another hello may have come in since its own). */
-  onReady(version: string, now: number, address: string | null = this.address): void {
+  /**
+   * Only an authenticated session moves the node's state, lastSeen and
+   * address: a hello proves nothing, so anyone could send one to make a dead
+   * mirror look alive (issue 10, item 6). Unauthenticated attempts are
+   * refusals (`onRefused`).
+   */
+  onReady(version: string, now: number, address: string | null = null): void {
     this.address = address;
     this.connected = true;
     this.everConnected = true;
@@ -282,9 +280,8 @@ export class NodeTracker {
     return oldest === Infinity ? 0 : Math.max(0, (now - oldest) / 1000);
   }
 
-  state(now: number, handshaking: boolean): NodeState {
+  state(now: number): NodeState {
     if (!this.connected) {
-      if (handshaking) return 'connecting';
       return this.everConnected ? 'disconnected' : 'never-connected';
     }
     if (this.#lastError !== null) return 'error';
@@ -294,10 +291,10 @@ export class NodeTracker {
     return 'idle';
   }
 
-  status(now: number, handshaking: boolean): NodeStatus {
+  status(now: number): NodeStatus {
     return {
       name: this.name,
-      state: this.state(now, handshaking),
+      state: this.state(now),
       connected: this.connected,
       connectedSince: iso(this.connected ? this.connectedSince : null),
       lastSeen: iso(this.#lastSeen),

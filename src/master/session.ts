@@ -88,7 +88,7 @@ export class AgentSession {
     this.heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
     this.closeGraceMs = opts.closeGraceMs ?? CLOSE_GRACE_MS;
     this.maxFrame = opts.maxFrame ?? MAX_AGENT_FRAME;
-    this.handshakeTimer = this.clock.setTimeout(() => this.close(CLOSE.timeout, 'handshake timeout'), opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+    this.handshakeTimer = this.clock.setTimeout(() => this.refuse('handshake timeout: did not authenticate in time', CLOSE.timeout), opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     this.ws.listen({
       frame: (data, isBinary) => this.onFrame(data, isBinary),
       close: () => this.onClose(),
@@ -128,7 +128,7 @@ export class AgentSession {
   }
 
   private refuse(reason: string, code: CloseCode = CLOSE.unauthorized): void {
-    this.host.onRefused(this.node, this.address, reason);
+    if (this.phase !== 'closed') this.host.onRefused(this.node, this.address, reason);
     this.close(code, reason);
   }
 
@@ -136,7 +136,7 @@ export class AgentSession {
     if (this.phase === 'closed') return;
     if (!isBinary) return this.refuse('text frames are not part of the protocol', CLOSE.protocol);
     // The transport bounds frames too; this holds whatever it is.
-    if (bytes.length > this.maxFrame) return this.close(CLOSE.tooBig, 'frame too large');
+    if (bytes.length > this.maxFrame) return this.phase === 'ready' ? this.close(CLOSE.tooBig, 'frame too large') : this.refuse('frame too large', CLOSE.tooBig);
     try {
       if (this.phase === 'hello') this.onHello(bytes);
       else if (this.phase === 'auth') this.onAuth(bytes);
@@ -244,6 +244,11 @@ export class AgentSession {
 
   private onClose(): void {
     const wasReady = this.phase === 'ready';
+    // A peer gone before authenticating is an unauthenticated attempt like
+    // any other: counted, never shown as the node's own activity.
+    if (this.phase === 'hello' || this.phase === 'auth') {
+      this.host.onRefused(this.node, this.address, this.phase === 'hello' ? 'closed before its hello' : 'closed before authenticating');
+    }
     this.phase = 'closed';
     this.stopTimers();
     if (wasReady || this.node !== null) this.host.onClosed(this);

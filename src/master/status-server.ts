@@ -3,13 +3,20 @@
 // reveal node addresses, hence the loopback default in the config.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 import type { MasterStatus } from '../protocol/status.js';
 import { renderMetrics } from './metrics.js';
+import { hostAllowed, hostOf } from './host-check.js';
 
 export interface StatusServerOptions {
   host: string;
   port: number;
   status: () => MasterStatus;
+  /**
+   * Host header names answered besides loopback, this machine's addresses
+   * (on a wildcard listener), the listen host and this machine's hostname.
+   */
+  hostNames?: readonly string[];
   log?: { warn(msg: string, fields?: object): void };
 }
 
@@ -41,7 +48,25 @@ function send(res: ServerResponse, code: number, type: string, body: string, ext
   res.end(body);
 }
 
-function route(req: IncomingMessage, res: ServerResponse, status: () => MasterStatus): void {
+function localAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
+
+function route(req: IncomingMessage, res: ServerResponse, opts: StatusServerOptions): void {
+  // Before anything else, on every path: a name this listener does not answer
+  // to is a page elsewhere reaching it through DNS rebinding (issue 10, item 9).
+  const names = [hostname(), ...(opts.hostNames ?? [])];
+  if (!hostAllowed(req.headers.host, { listenHost: opts.host, localAddresses: localAddresses(), names })) {
+    const shown = JSON.stringify(hostOf(req.headers.host) ?? req.headers.host ?? '').slice(0, 80);
+    return send(
+      res,
+      421,
+      'text/plain; charset=utf-8',
+      `misdirected request: this status listener does not answer to the host ${shown}; ` +
+        'use a loopback address or localhost, an address of this machine, or its hostname\n',
+    );
+  }
+  const status = opts.status;
   const path = (req.url ?? '/').split('?', 1)[0];
   const known = path === '/status' || path === '/metrics' || path === '/healthz';
   if (!known) return send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
@@ -57,7 +82,7 @@ function route(req: IncomingMessage, res: ServerResponse, status: () => MasterSt
 export function startStatusServer(opts: StatusServerOptions): Promise<StatusServer> {
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     try {
-      route(req, res, opts.status);
+      route(req, res, opts);
     } catch (err) {
       // A bug in status() or rendering must cost one answer, not the master.
       opts.log?.warn('status request failed', { path: req.url, error: (err as Error).message });

@@ -2,12 +2,14 @@
 // but untrusted value into these types or says precisely what is wrong.
 import { z } from 'zod';
 import { MAX_BATCH_ENTRIES, NAME_RE } from './limits.js';
-import { relPathProblem } from './relpath.js';
+import { PATH_MAX, relPathProblem } from './relpath.js';
 import type { PathChanges } from './changes.js';
 
 const bin = (len: number) =>
   z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === len, { message: `expected ${len} bytes` });
-const name = z.string().regex(NAME_RE, 'not a valid name');
+// '.' and '..' fit the alphabet but are path components: a path named so would
+// point its rsync module and its files elsewhere.
+const name = z.string().regex(NAME_RE, 'not a valid name').refine((s) => s !== '.' && s !== '..', 'not a valid name ("." and ".." are path components)');
 const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const shortText = (max: number) => z.string().max(max);
@@ -48,7 +50,28 @@ const Auth = z.strictObject({
   version: shortText(64),
 });
 
-const PathInfo = z.strictObject({ name, exclude: z.array(z.string().min(1).max(4096)).max(1000) });
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * Why an exclude pattern cannot go to rsync at all, or null: what the agent's
+ * rsync argument builder would throw on, refused here at the edge instead (a
+ * hostile master once crashed the agent with a NUL). The agent then vets the
+ * rest with the matcher's own rules (rsync/excludes.ts).
+ */
+export function excludeWireProblem(p: string): string | null {
+  if (p === '') return 'empty pattern';
+  if (/[\0\n\r]/.test(p)) return 'contains a NUL, newline or carriage return';
+  if (LONE_SURROGATE.test(p)) return 'not valid Unicode (lone surrogate)';
+  if (Buffer.byteLength(p) > PATH_MAX) return `longer than ${PATH_MAX} bytes`;
+  return null;
+}
+
+const excludePattern = z.string().superRefine((p, ctx) => {
+  const problem = excludeWireProblem(p);
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: `bad exclude pattern ${JSON.stringify(p.slice(0, 200))}: ${problem}` });
+});
+
+const PathInfo = z.strictObject({ name, exclude: z.array(excludePattern).max(1000) });
 
 const Welcome = z.strictObject({
   t: z.literal('welcome'),
@@ -61,7 +84,10 @@ const Welcome = z.strictObject({
   rsyncPort: z.number().int().min(1).max(65535),
   /** the rsync port speaks TLS (with the websocket's certificate) */
   rsyncTls: z.boolean(),
-  paths: z.array(PathInfo).max(1000),
+  paths: z
+    .array(PathInfo)
+    .max(1000)
+    .refine((ps) => new Set(ps.map((p) => p.name)).size === ps.length, 'a path name appears twice'),
 });
 
 const Changes = z.strictObject({

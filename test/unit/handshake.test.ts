@@ -451,6 +451,25 @@ test(`the master closes with ${CLOSE.timeout} an agent that does not finish the 
   }
 });
 
+test('a peer that never authenticates is a refusal: timed out, or gone after its hello', async () => {
+  for (const ends of ['timeout', 'peer closes'] as const) {
+    const l = link({ noAgent: true });
+    l.aSock.send(hello());
+    await settle();
+    assert.deepEqual(l.mHost.refused, [], `${ends}: nothing yet`);
+    if (ends === 'timeout') l.clock.advance(HANDSHAKE_TIMEOUT_MS);
+    else l.aSock.close(1000, 'bye');
+    await settle();
+    assert.equal(l.mHost.refused.length, 1, `${ends}: counted once: ${l.mHost.refused.join('; ')}`);
+    assert.match(l.mHost.refused[0]!, ends === 'timeout' ? /handshake timeout/ : /before authenticating/);
+  }
+  // A completed handshake that later ends is no refusal.
+  const ok = await connected();
+  ok.aSock.close(1000, 'bye');
+  await settle();
+  assert.deepEqual(ok.mHost.refused, []);
+});
+
 test('the agent drops a master that does not finish the handshake in time', async () => {
   const l = link({ noMaster: true });
   await settle();

@@ -30,7 +30,7 @@ describe('makeRoomFor: who goes when the handshake slots are full', () => {
   for (const [what, spec, address, goes] of cases) {
     it(what, () => {
       const waiting = conns(spec);
-      assert.equal(makeRoomFor(waiting, waiting.length, address)?.id ?? null, goes);
+      assert.equal(makeRoomFor(waiting, address)?.id ?? null, goes);
     });
   }
 });

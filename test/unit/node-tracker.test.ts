@@ -33,11 +33,11 @@ function synced(paths = ['www']): NodeTracker {
 test('a new node owes a full sync of every path and has never connected', (t) => {
   t.mock.timers.enable({ apis: ['Date'], now: T0 });
   const n = new NodeTracker('n1', KEY, ['www', 'feeds'], 100);
-  assert.equal(n.state(T0, false), 'never-connected');
+  assert.equal(n.state(T0), 'never-connected');
   assert.equal(n.pendingCount, 2, 'a full path counts as one');
   assert.ok(n.hasPending);
   assert.equal(n.lagSeconds(T0 + 5_000), 5, 'owed since the tracker was made');
-  const s = n.status(T0 + 5_000, false);
+  const s = n.status(T0 + 5_000);
   assert.equal(s.connected, false);
   assert.equal(s.pending, 2);
   assert.equal(s.inFlight, 0);
@@ -45,30 +45,20 @@ test('a new node owes a full sync of every path and has never connected', (t) =>
   assert.equal(s.lastBatchSent, null);
 });
 
-test('a handshake in progress shows connecting, whether or not the node was seen before', () => {
+test('an unauthenticated attempt moves neither state nor lastSeen nor address: only a refusal is recorded', () => {
   const n = new NodeTracker('n1', KEY, ['www'], 100);
-  n.onConnecting('10.0.0.1:5000', T0);
-  assert.equal(n.state(T0, true), 'connecting');
-  assert.equal(n.status(T0, true).address, '10.0.0.1:5000');
-  // The handshake went nowhere: back to what it was.
-  assert.equal(n.state(T0, false), 'never-connected');
-  n.onReady('1.0.0', T0);
-  n.onDisconnect(T0 + 1);
-  assert.equal(n.state(T0 + 2, false), 'disconnected');
-  assert.equal(n.state(T0 + 2, true), 'connecting');
-});
-
-test('a hello proves nothing: it leaves a connected node alone, and the authenticated address wins', () => {
-  const n = new NodeTracker('n1', KEY, ['www'], 100);
-  n.onConnecting('10.0.0.1', T0);
-  n.onConnecting('10.6.6.6', T0 + 1);
-  n.onReady('1.0.0', T0 + 2, '10.0.0.1');
-  assert.equal(n.status(T0 + 2, false).address, '10.0.0.1');
-  n.onConnecting('10.6.6.6', T0 + 3);
-  const s = n.status(T0 + 3, true);
-  assert.equal(s.address, '10.0.0.1');
+  n.onRefused(new Date(T0).toISOString(), '10.6.6.6:4000', 'closed before authenticating');
+  assert.equal(n.state(T0), 'never-connected');
+  assert.equal(n.status(T0).lastSeen, null);
+  assert.equal(n.status(T0).address, null);
+  n.onReady('1.0.0', T0 + 1, '10.0.0.1:5000');
+  n.onDisconnect(T0 + 2);
+  n.onRefused(new Date(T0 + 10).toISOString(), '10.6.6.6:4001', 'handshake timeout');
+  const s = n.status(T0 + 10);
+  assert.equal(s.state, 'disconnected');
   assert.equal(s.lastSeen, new Date(T0 + 2).toISOString());
-  assert.notEqual(s.state, 'connecting');
+  assert.equal(s.address, '10.0.0.1:5000');
+  assert.deepEqual(s.lastRefusal, { at: new Date(T0 + 10).toISOString(), address: '10.6.6.6:4001', reason: 'handshake timeout' });
 });
 
 test('initial sync: sent, acked, applied, then idle', () => {
@@ -78,15 +68,15 @@ test('initial sync: sent, acked, applied, then idle', () => {
   assert.deepEqual(c, [changes('www', [], { full: true })]);
   assert.equal(n.hasPending, false);
   n.recordSent(7, c, oldest, T0);
-  assert.equal(n.state(T0, false), 'initial-sync');
+  assert.equal(n.state(T0), 'initial-sync');
   assert.equal(n.inflight.length, 1);
   n.onAck(7, T0 + 1);
   assert.equal(n.inflight[0]!.acked, true);
   assert.equal(n.lastAcked, 7);
-  assert.equal(n.state(T0 + 1, false), 'initial-sync', 'acked is not applied');
+  assert.equal(n.state(T0 + 1), 'initial-sync', 'acked is not applied');
   n.onResult(7, true, [run('ok', { full: true, files: 3, bytes: 300, durationMs: 40 })], T0 + 2);
-  assert.equal(n.state(T0 + 2, false), 'idle');
-  const s = n.status(T0 + 2, false);
+  assert.equal(n.state(T0 + 2), 'idle');
+  const s = n.status(T0 + 2);
   assert.equal(s.lastBatchSent, 7);
   assert.equal(s.lastBatchAcked, 7);
   assert.equal(s.lastBatchApplied, 7);
@@ -138,14 +128,14 @@ test('a result covers every batch up to its seq; later ones stay in flight', () 
   n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
   n.recordSent(3, [changes('www', ['b'])], T0 + 20, T0 + 20);
   n.recordSent(4, [changes('www', ['c'])], T0 + 30, T0 + 30);
-  assert.equal(n.state(T0 + 30, false), 'syncing');
+  assert.equal(n.state(T0 + 30), 'syncing');
   // The agent merged 2 and 3 into one run.
   n.onResult(3, true, [run('ok')], T0 + 40);
   assert.deepEqual(n.inflight.map((f) => f.seq), [4]);
   assert.equal(n.lastApplied, 3);
   assert.equal(n.lagSeconds(T0 + 40), 0.01, 'only batch 4 is unapplied');
   n.onResult(4, true, [run('ok')], T0 + 50);
-  assert.equal(n.state(T0 + 50, false), 'idle');
+  assert.equal(n.state(T0 + 50), 'idle');
 });
 
 test('a retryable failure keeps the batch in flight and shows the error until a run succeeds', () => {
@@ -153,8 +143,8 @@ test('a retryable failure keeps the batch in flight and shows the error until a 
   n.recordSent(2, [changes('www', ['a'])], T0 + 10, T0 + 10);
   n.onResult(2, false, [run('retry', { exit: 3, message: 'Errors selecting input/output files, dirs: cannot stat destination' })], T0 + 20);
   assert.deepEqual(n.inflight.map((f) => f.seq), [2], 'the agent still owes it');
-  assert.equal(n.state(T0 + 20, false), 'error');
-  const s = n.status(T0 + 20, false);
+  assert.equal(n.state(T0 + 20), 'error');
+  const s = n.status(T0 + 20);
   assert.deepEqual(s.lastError, {
     at: new Date(T0 + 20).toISOString(),
     path: 'www',
@@ -167,7 +157,7 @@ test('a retryable failure keeps the batch in flight and shows the error until a 
   assert.equal(s.lastBatchApplied, 1, 'not applied yet');
   // The retry succeeds.
   n.onResult(2, true, [run('ok')], T0 + 30);
-  assert.equal(n.state(T0 + 30, false), 'idle');
+  assert.equal(n.state(T0 + 30), 'idle');
   assert.equal(n.lastError, null);
   assert.equal(n.inflight.length, 0);
 });
@@ -179,7 +169,7 @@ test('a fatal failure drops the batch: retrying it would fail the same way', () 
   assert.equal(n.inflight.length, 0);
   assert.equal(n.hasPending, false);
   assert.equal(n.lastApplied, 2);
-  assert.equal(n.state(T0 + 20, false), 'error');
+  assert.equal(n.state(T0 + 20), 'error');
   assert.equal(n.lastError?.exit, 25);
   assert.equal(n.lastError?.kind, 'fatal');
   // A failure without a failed run still says something.
@@ -195,7 +185,7 @@ test('a disconnect owes again whatever was in flight, with its age', () => {
   n.absorb([changes('www', ['z'])], T0 + 30);
   n.onDisconnect(T0 + 40);
   assert.equal(n.inflight.length, 0);
-  assert.equal(n.state(T0 + 40, false), 'disconnected');
+  assert.equal(n.state(T0 + 40), 'disconnected');
   assert.equal(n.pendingOldest, T0 + 10);
   assert.equal(n.lagSeconds(T0 + 1_010), 1);
   const { changes: c } = n.takePending();
@@ -208,17 +198,17 @@ test('a disconnect during the initial sync owes the full sync again, and the rec
   const first = n.takePending();
   n.recordSent(1, first.changes, first.oldest, T0);
   n.onDisconnect(T0 + 10);
-  assert.equal(n.state(T0 + 10, false), 'disconnected');
+  assert.equal(n.state(T0 + 10), 'disconnected');
   n.onReady('1.0.0', T0 + 20);
   const again = n.takePending();
   assert.deepEqual(again.changes, [changes('www', [], { full: true })]);
   n.recordSent(5, again.changes, again.oldest, T0 + 20);
-  assert.equal(n.state(T0 + 20, false), 'initial-sync');
+  assert.equal(n.state(T0 + 20), 'initial-sync');
   // A late result for the first attempt does not end the second one.
   n.onResult(1, true, [run('ok', { full: true })], T0 + 30);
-  assert.equal(n.state(T0 + 30, false), 'initial-sync');
+  assert.equal(n.state(T0 + 30), 'initial-sync');
   n.onResult(5, true, [run('ok', { full: true })], T0 + 40);
-  assert.equal(n.state(T0 + 40, false), 'idle');
+  assert.equal(n.state(T0 + 40), 'idle');
 });
 
 test('lag is the age of the oldest change not applied, pending or in flight', () => {
@@ -238,11 +228,11 @@ test(`a connected node is lagging once its lag passes ${LAGGING_AFTER_S} s, and 
   const n = synced();
   const t = T0 + 100_000;
   n.recordSent(2, [changes('www', ['a'])], t, t);
-  assert.equal(n.state(t + LAGGING_AFTER_S * 1000, false), 'syncing');
-  assert.equal(n.state(t + LAGGING_AFTER_S * 1000 + 1, false), 'lagging');
-  assert.equal(n.status(t + 45_500, false).lagSeconds, 45.5);
+  assert.equal(n.state(t + LAGGING_AFTER_S * 1000), 'syncing');
+  assert.equal(n.state(t + LAGGING_AFTER_S * 1000 + 1), 'lagging');
+  assert.equal(n.status(t + 45_500).lagSeconds, 45.5);
   n.onResult(2, true, [run('ok')], t + 46_000);
-  assert.equal(n.state(t + 46_000, false), 'idle');
+  assert.equal(n.state(t + 46_000), 'idle');
 });
 
 test('a reconciliation is work, not lag: a long one shows syncing, until an origin change joins it', () => {
@@ -253,11 +243,11 @@ test('a reconciliation is work, not lag: a long one shows syncing, until an orig
   assert.equal(oldest, null, 'no origin change behind it');
   n.recordSent(2, c, oldest, t);
   assert.equal(n.lagSeconds(t + 600_000), 0);
-  assert.equal(n.state(t + 600_000, false), 'syncing');
+  assert.equal(n.state(t + 600_000), 'syncing');
   // A real change while the full sync runs is lag again, measured from it.
   n.absorb([changes('www', ['a'])], t + 10_000);
   assert.equal(n.lagSeconds(t + 50_000), 40);
-  assert.equal(n.state(t + 50_000, false), 'lagging');
+  assert.equal(n.state(t + 50_000), 'lagging');
   // A disconnect owes the reconciliation again, still without lag.
   n.takePending();
   n.onDisconnect(t + 60_000);
@@ -271,16 +261,16 @@ test('state precedence: error, then initial-sync, then lagging, then syncing', (
   const p = n.takePending();
   n.recordSent(1, p.changes, p.oldest, T0);
   const late = T0 + (LAGGING_AFTER_S + 60) * 1000;
-  assert.equal(n.state(late, false), 'initial-sync', 'a long initial sync is not lagging');
+  assert.equal(n.state(late), 'initial-sync', 'a long initial sync is not lagging');
   n.onResult(1, false, [run('retry', { exit: 10, message: 'Error in socket I/O' })], late);
-  assert.equal(n.state(late, false), 'error', 'a failed initial sync is an error');
+  assert.equal(n.state(late), 'error', 'a failed initial sync is an error');
   n.onResult(1, true, [run('ok')], late);
   n.recordSent(2, [changes('www', ['a'])], late, late);
-  assert.equal(n.state(late + (LAGGING_AFTER_S + 1) * 1000, false), 'lagging');
-  assert.equal(n.state(late + 1000, false), 'syncing');
+  assert.equal(n.state(late + (LAGGING_AFTER_S + 1) * 1000), 'lagging');
+  assert.equal(n.state(late + 1000), 'syncing');
   // Disconnected trumps everything the connection knew.
   n.onDisconnect(late + 2000);
-  assert.equal(n.state(late + 2000, false), 'disconnected');
+  assert.equal(n.state(late + 2000), 'disconnected');
 });
 
 test('pending in the status counts owed and in-flight entries; a full path counts once', () => {
@@ -288,7 +278,7 @@ test('pending in the status counts owed and in-flight entries; a full path count
   n.recordSent(2, [changes('www', ['a', 'b'], { dirs: ['d'], trees: ['t'] })], T0, T0);
   n.recordSent(3, [changes('feeds', [], { full: true })], T0, T0);
   n.absorb([changes('www', ['c'])], T0);
-  const s = n.status(T0, false);
+  const s = n.status(T0);
   assert.equal(s.inFlight, 2);
   assert.equal(s.pending, 4 + 1 + 1);
 });
@@ -298,10 +288,10 @@ test('progress is forgotten once a result or a disconnect arrives', () => {
   n.recordSent(2, [changes('www', ['a'])], T0, T0);
   n.onProgress('www', 40, T0);
   n.onResult(2, true, [run('ok')], T0 + 1);
-  assert.equal(n.status(T0 + 1, false).progress, null);
+  assert.equal(n.status(T0 + 1).progress, null);
   n.onProgress('www', 40, T0);
   n.onDisconnect(T0 + 2);
-  assert.equal(n.status(T0 + 2, false).progress, null);
+  assert.equal(n.status(T0 + 2).progress, null);
 });
 
 test('two long runs in a row that end with more owed pace the node; one that leaves nothing owed ends it', () => {
@@ -316,7 +306,7 @@ test('two long runs in a row that end with more owed pace the node; one that lea
   n.onResult(3, true, [run('ok', { durationMs: long })], T0 + 2_000);
   assert.equal(n.paced, true);
   assert.equal(n.restUntil, T0 + 2_000 + restAfter(long));
-  assert.equal(n.status(T0 + 2_000, false).pacedUntil, new Date(n.restUntil).toISOString(), 'status shows it');
+  assert.equal(n.status(T0 + 2_000).pacedUntil, new Date(n.restUntil).toISOString(), 'status shows it');
   n.recordSent(4, n.takePending().changes, T0 + 1_100, T0 + 3_000);
   n.recordSent(5, [changes('www', ['c'])], T0 + 3_100, T0 + 3_100);
   n.onResult(4, true, [run('ok', { durationMs: long })], T0 + 4_000);
@@ -325,7 +315,7 @@ test('two long runs in a row that end with more owed pace the node; one that lea
   n.onResult(5, true, [run('ok', { durationMs: long })], T0 + 5_000);
   assert.equal(n.paced, false, 'caught up');
   assert.equal(n.restUntil, 0);
-  assert.equal(n.status(T0 + 5_000, false).pacedUntil, null);
+  assert.equal(n.status(T0 + 5_000).pacedUntil, null);
 });
 
 /** Batch `seq` is sent, more changes arrive while it runs, its run of `ms` ends, and what is owed goes out. */
@@ -399,12 +389,12 @@ test("a tracker's time is its clock's: owed since it was made, and since a full 
 test('progress, a rejected frame and a refused connection reach the status through methods', () => {
   const n = synced();
   n.onProgress('www', 55, T0 + 1);
-  assert.deepEqual(n.status(T0 + 1, false).progress, { path: 'www', percent: 55 });
+  assert.deepEqual(n.status(T0 + 1).progress, { path: 'www', percent: 55 });
   assert.equal(n.lastSeen, T0 + 1);
   n.onReject('bad signature', T0 + 2);
   assert.deepEqual(n.lastError, { at: new Date(T0 + 2).toISOString(), path: null, exit: null, kind: 'rejected', message: 'bad signature' });
-  assert.equal(n.state(T0 + 2, false), 'error');
+  assert.equal(n.state(T0 + 2), 'error');
   const at = new Date(T0 + 3).toISOString();
   n.onRefused(at, '10.0.0.9:4000', 'wrong key');
-  assert.deepEqual(n.status(T0 + 3, false).lastRefusal, { at, address: '10.0.0.9:4000', reason: 'wrong key' });
+  assert.deepEqual(n.status(T0 + 3).lastRefusal, { at, address: '10.0.0.9:4000', reason: 'wrong key' });
 });

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import {
-  daemonConfigOf, isDead, liveGroupMembers, orphanDir, orphanedDaemons, ownerFileText, parseOwnerFile, parseProcStat, type DaemonCandidate,
+  daemonConfigOf, isDead, liveGroupMembers, orphanDir, orphanedDaemons, ownerFileText, parseOwnerFile, parseProcStat, realUidOf, type DaemonCandidate,
 } from '../../src/master/rsyncd/proc-scan.js';
 
 describe('parseProcStat', () => {
@@ -46,11 +46,17 @@ describe('daemonConfigOf', () => {
 describe('orphanDir', () => {
   const DIR = '/tmp/inosync-rsyncd-Xy9';
   const PORT = 8730;
+  /** the master's own uid (root here); the attacker is a local user */
+  const ME = 0;
+  const OTHER = 1000;
+  const privateDir = { uid: ME, mode: 0o40700, isDirectory: true };
   const daemon = (over: Partial<DaemonCandidate> & { ppid?: number; pgrp?: number; state?: string } = {}): DaemonCandidate => ({
     pid: 500,
     argv: over.argv ?? ['rsync', '--daemon', '--no-detach', `--config=${DIR}/rsyncd.conf`, `--port=${PORT}`, '--address=127.0.0.1'],
     stat: { state: over.state ?? 'S', ppid: over.ppid ?? 400, pgrp: over.pgrp ?? 500 },
     owner: over.owner === undefined ? ownerFileText(300, undefined) : over.owner,
+    uid: over.uid ?? ME,
+    dir: over.dir === undefined ? privateDir : over.dir,
   });
   const cases: [string, DaemonCandidate, number | undefined, string | null][] = [
     ['its master (the owner) is gone: an orphan', daemon(), undefined, DIR],
@@ -64,8 +70,20 @@ describe('orphanDir', () => {
     ['behind another front', daemon({ argv: ['rsync', '--daemon', `--config=${DIR}/rsyncd.conf`, '--port=40001'], owner: ownerFileText(300, 8732) }), 8731, null],
     ['no owner file, adopted by init', daemon({ owner: null, ppid: 1 }), undefined, DIR],
     ['no owner file, parent still alive', daemon({ owner: null, ppid: 400 }), undefined, null],
+    // A local user's process naming the master's live runtime dir must not make the master delete it.
+    ['a process of another user naming our dir', daemon({ uid: OTHER }), undefined, null],
+    ['our process, but the dir belongs to another user', daemon({ dir: { ...privateDir, uid: OTHER } }), undefined, null],
+    ['our process, but the dir is open to others', daemon({ dir: { ...privateDir, mode: 0o40755 } }), undefined, null],
+    ['our process, but the "dir" is a symlink', daemon({ dir: { uid: ME, mode: 0o120777, isDirectory: false } }), undefined, null],
+    ['our process, its dir already cleaned away: still ours to kill', daemon({ dir: null }), undefined, DIR],
   ];
-  for (const [what, c, front, want] of cases) test(what, () => assert.equal(orphanDir(c, PORT, front), want));
+  for (const [what, c, front, want] of cases) test(what, () => assert.equal(orphanDir(c, PORT, front, ME), want));
+
+  test('the real uid is read from /proc/PID/status', () => {
+    assert.equal(realUidOf('Name:\trsync\nUid:\t1000\t0\t0\t0\nGid:\t5\n'), 1000);
+    assert.ok(Number.isNaN(realUidOf('Name:\trsync\n')));
+    assert.equal(realUidOf(readFileSync('/proc/self/status', 'utf8')), process.getuid!());
+  });
 });
 
 describe('the /proc scans', () => {

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describeExit, groupGone, killGroup } from '../../src/master/rsyncd/process-group.js';
-import { spawnErrorMessage, spawnRsyncd } from '../../src/master/rsyncd/process.js';
+import { parentDeathCommand, spawnErrorMessage, spawnRsyncd } from '../../src/master/rsyncd/process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'inosync-rsyncd-proc-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -68,5 +68,30 @@ describe('process groups', () => {
     killGroup(0, 'SIGKILL');
     killGroup(-5, 'SIGKILL');
     killGroup(2 ** 22 + 12_345, 'SIGTERM');
+  });
+});
+
+describe('parentDeathCommand', () => {
+  const SETPRIV = '/usr/bin/setpriv';
+  test('without setpriv the binary runs as it is', () => {
+    assert.deepEqual(parentDeathCommand('rsync', ['--daemon'], '/usr/bin', null), { file: 'rsync', args: ['--daemon'] });
+  });
+  test('with setpriv: the binary found on PATH, run with a parent-death SIGKILL', () => {
+    const bin = join(dir, 'fake-rsync');
+    writeFileSync(bin, '#!/bin/sh\n', { mode: 0o755 });
+    assert.deepEqual(parentDeathCommand('fake-rsync', ['--daemon', '--no-detach'], `/nonexistent:${dir}`, SETPRIV), {
+      file: SETPRIV,
+      args: ['--pdeathsig', 'SIGKILL', '--', bin, '--daemon', '--no-detach'],
+    });
+    assert.deepEqual(parentDeathCommand(bin, [], '', SETPRIV), { file: SETPRIV, args: ['--pdeathsig', 'SIGKILL', '--', bin] });
+  });
+  test('a missing or non-executable binary fails as the spawn would have', () => {
+    const missing = parentDeathCommand('/nonexistent/rsync', [], '/usr/bin', SETPRIV);
+    assert.ok('error' in missing && missing.error.code === 'ENOENT');
+    const plain = join(dir, 'not-executable');
+    writeFileSync(plain, 'x', { mode: 0o644 });
+    const denied = parentDeathCommand(plain, [], '', SETPRIV);
+    if (process.getuid?.() !== 0) assert.ok('error' in denied && denied.error.code === 'EACCES');
+    assert.ok('error' in parentDeathCommand('no-such-rsync-anywhere', [], `/nonexistent:${dir}`, SETPRIV));
   });
 });

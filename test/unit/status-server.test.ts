@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import type { MasterStatus, NodeState, NodeStatus } from '../../src/protocol/status.js';
 import { startStatusServer } from '../../src/master/status-server.js';
@@ -211,4 +211,41 @@ test('status command --watch refreshes until SIGINT and returns the last code', 
     assert.equal(process.listenerCount('SIGINT'), listeners, 'handler removed');
     assert.match(out.text, /every 0\.05s: http:\/\/127\.0\.0\.1/);
   });
+});
+
+/** A GET with a Host header of our choosing (fetch does not let one set it). */
+function getWithHost(port: number, path: string, host: string | null, method = 'GET'): Promise<{ code: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, setHost: host !== null, headers: host === null ? {} : { Host: host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ code: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('every endpoint refuses a Host that is not a name of this listener (DNS rebinding), with 421 and why', async () => {
+  const srv = await startStatusServer({ host: '127.0.0.1', port: 0, status: healthy, hostNames: ['origin.example'] });
+  try {
+    for (const path of ['/status', '/metrics', '/healthz', '/nothing-here']) {
+      for (const host of ['evil.example', `evil.example:${srv.port}`, 'localhost.evil.example', '10.66.6.6']) {
+        const r = await getWithHost(srv.port, path, host);
+        assert.equal(r.code, 421, `${path} with Host ${host}`);
+        assert.match(r.body, /does not answer to the host/);
+        assert.doesNotMatch(r.body, /"nodes"|inosync_/, 'nothing of the status leaks');
+      }
+      const post = await getWithHost(srv.port, path, 'evil.example', 'POST');
+      assert.equal(post.code, 421, `${path}: POST too`);
+    }
+    for (const host of [`127.0.0.1:${srv.port}`, `localhost:${srv.port}`, 'origin.example', `[::1]:${srv.port}`]) {
+      const r = await getWithHost(srv.port, '/status', host);
+      assert.equal(r.code, 200, `Host ${host}`);
+      assert.equal((JSON.parse(r.body) as MasterStatus).version, '9.9.9');
+    }
+  } finally {
+    await srv.close();
+  }
 });

@@ -47,11 +47,13 @@ export interface RsyncDaemonOptions {
   /** uid/gid transfers run as; default the master's own. Only root may pick others. */
   runAs?: { uid: number; gid: number };
   /**
-   * The public port of a TLS front (tls-front.ts) that relays to this daemon.
+   * The public port of the front (front.ts) that relays to this daemon.
    * Its own port is then a fresh one at every start, so a dead master's daemon
    * is found by the front port recorded in its owner file instead.
    */
   front?: number;
+  /** the daemon's `max connections` per module; default daemon-conf.ts's */
+  maxConnections?: number;
   /** parent of the private runtime directory; default the OS temp dir */
   runtimeDir?: string;
   timing?: Partial<RsyncDaemonTiming>;
@@ -196,6 +198,7 @@ export class RsyncDaemon extends EventEmitter {
       runAs: this.runAs,
       dir,
       privileged: this.privileged,
+      ...(this.opts.maxConnections !== undefined ? { maxConnections: Math.max(this.opts.maxConnections, 4 * this.users.length) } : {}),
     });
     await writePrivate(join(dir, OWNER_FILE), ownerFileText(process.pid, this.opts.front));
     await writePrivate(join(dir, 'rsyncd.conf'), files.conf);

@@ -2,6 +2,8 @@
 // environment, its log file and output followed, its last lines kept to say
 // why it died.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { daemonLogText, LogTail, splitLines } from './log-tail.js';
 
 /** daemon lines kept to explain its death */
@@ -35,8 +37,56 @@ export function spawnErrorMessage(binary: string, err: { code?: string; message:
   return `could not start the rsync daemon "${binary}": ${err.message}`;
 }
 
+/** Where util-linux's setpriv may be; it is on every Debian and most other systems. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
+
+function executable(path: string): NodeJS.ErrnoException | null {
+  try {
+    accessSync(path, constants.X_OK);
+    return null;
+  } catch (err) {
+    return err as NodeJS.ErrnoException;
+  }
+}
+
+/**
+ * The command that runs `binary` so that the kernel kills it when the master
+ * dies, even by SIGKILL: `setpriv --pdeathsig SIGKILL` execs it in place
+ * (same pid, same argv in /proc), with the parent-death signal set. Its
+ * connection children do not inherit the signal, but every client reaches
+ * them through the master's front, whose sockets close with the master, so
+ * they end too. Without setpriv the orphan reaper (proc-scan.ts) is the only
+ * line. The binary is resolved here so that a missing one still fails the
+ * spawn with ENOENT rather than as setpriv's exit code.
+ */
+export function parentDeathCommand(binary: string, args: readonly string[], path: string, setpriv: string | null = findSetpriv()): { file: string; args: string[] } | { error: NodeJS.ErrnoException } {
+  if (setpriv === null) return { file: binary, args: [...args] };
+  let resolved: string | null = null;
+  let error: NodeJS.ErrnoException | null = null;
+  for (const dir of binary.includes('/') ? [''] : path.split(delimiter).filter(Boolean)) {
+    const candidate = dir === '' ? binary : join(dir, binary);
+    const e = executable(candidate);
+    if (e === null) {
+      resolved = candidate;
+      break;
+    }
+    if (error === null || e.code !== 'ENOENT') error = e;
+  }
+  if (resolved === null) return { error: error ?? Object.assign(new Error(`${binary} not found`), { code: 'ENOENT' }) };
+  return { file: setpriv, args: ['--pdeathsig', 'SIGKILL', '--', resolved, ...args] };
+}
+
+let setprivFound: string | null | undefined;
+function findSetpriv(): string | null {
+  setprivFound ??= SETPRIV.find((p) => executable(p) === null) ?? null;
+  return setprivFound;
+}
+
 /** Resolves once the process runs (not yet accepting connections); rejects when it cannot be started. */
 export async function spawnRsyncd(o: SpawnRsyncd): Promise<Spawned> {
+  const PATH = process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin';
+  const cmd = parentDeathCommand(o.binary, o.args, PATH);
+  if ('error' in cmd) throw new Error(spawnErrorMessage(o.binary, cmd.error));
   const tail: string[] = [];
   const onLine = (line: string): void => {
     const text = daemonLogText(line);
@@ -47,7 +97,7 @@ export async function spawnRsyncd(o: SpawnRsyncd): Promise<Spawned> {
   };
   const log = await LogTail.open(o.logFile, onLine);
   return new Promise((resolve, reject) => {
-    const proc = spawn(o.binary, o.args, {
+    const proc = spawn(cmd.file, cmd.args, {
       // Its own process group: stop() signals the daemon and every
       // per-connection child it forked in one go.
       detached: true,
@@ -55,7 +105,7 @@ export async function spawnRsyncd(o: SpawnRsyncd): Promise<Spawned> {
       // Only what the daemon needs: nothing of the master's environment
       // should reach it (rsyncd.conf expands %VAR% references, RSYNC_*
       // variables change its behaviour).
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
+      env: { PATH, ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
     });
     const s: Spawned = { proc, pid: -1, startedAt: Date.now(), tail, exit: null, exited: Promise.resolve() };
     s.exited = new Promise<void>((done) => {

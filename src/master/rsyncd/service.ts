@@ -1,26 +1,30 @@
-// The rsync daemon agents pull from, behind a TLS front when configured.
+// The rsync daemon agents pull from, on loopback behind the front (front.ts)
+// in every mode; the front speaks TLS when configured.
 import { readFileSync } from 'node:fs';
 import { DEFAULT_RSYNC_USER, lookupRsyncAccount } from '../../config/rsync-account.js';
 import type { MasterConfig } from '../../config/types.js';
 import type { Logger } from '../../common/log.js';
 import type { RsyncCredentials } from '../../protocol/handshake.js';
 import { RsyncDaemon } from './daemon.js';
-import { freeLoopbackPort, RsyncTlsFront } from './tls-front.js';
+import { DAEMON_MAX_CONNECTIONS, freeLoopbackPort, RsyncFront } from './front.js';
 
 export interface RsyncService {
   rsyncd: RsyncDaemon;
-  /** set when agents reach the daemon through TLS (tls-front.ts) */
-  tls: RsyncTlsFront | null;
+  /** the public rsync port: admits only addresses with an authenticated session */
+  front: RsyncFront;
+  /** whether the front speaks TLS */
+  tls: boolean;
 }
 
-function makeRsyncd(config: MasterConfig, credentials: ReadonlyMap<string, RsyncCredentials>, log: Logger, host: string, port: number, front?: number): RsyncDaemon {
+function makeRsyncd(config: MasterConfig, credentials: ReadonlyMap<string, RsyncCredentials>, log: Logger, port: number, front: number): RsyncDaemon {
   const rsyncd = new RsyncDaemon({
     binary: config.rsync.binary,
-    host,
+    host: '127.0.0.1',
     port,
     modules: config.paths.map((p) => ({ name: p.name, path: p.watch, excludes: p.exclude })),
     credentials,
-    ...(front !== undefined ? { front } : {}),
+    front,
+    maxConnections: DAEMON_MAX_CONNECTIONS,
     ...rsyncAccount(config),
   });
   rsyncd.on('log', (line: string) => log.debug('rsyncd', { line }));
@@ -44,29 +48,23 @@ function rsyncAccount(config: MasterConfig): { runAs?: { uid: number; gid: numbe
 export async function startRsyncService(config: MasterConfig, credentials: ReadonlyMap<string, RsyncCredentials>, log: Logger): Promise<RsyncService> {
   const { host, port } = config.rsync.listen;
   const tlsFiles = config.rsync.tls ? config.tls : undefined;
-  if (!tlsFiles) {
-    const rsyncd = makeRsyncd(config, credentials, log, host, port);
-    await rsyncd.start();
-    return { rsyncd, tls: null };
-  }
-  // Behind TLS the daemon takes a loopback port of its own.
   const backend = { host: '127.0.0.1', port: await freeLoopbackPort() };
-  const rsyncd = makeRsyncd(config, credentials, log, backend.host, backend.port, port);
+  const rsyncd = makeRsyncd(config, credentials, log, backend.port, port);
   await rsyncd.start();
-  const tls = new RsyncTlsFront({
+  const front = new RsyncFront({
     host,
     port,
-    cert: readFileSync(tlsFiles.cert),
-    key: readFileSync(tlsFiles.key),
     backend,
-    onError: (what, err) => log.warn(`rsync over TLS: ${what} failed`, { err }),
+    tls: tlsFiles ? { cert: readFileSync(tlsFiles.cert), key: readFileSync(tlsFiles.key) } : undefined,
+    onError: (what, err) => log.warn(`rsync front: ${what} failed`, { err }),
+    onDropped: (address, reason) => log.debug('rsync front: connection refused or closed', { address, reason }),
   });
   try {
-    await tls.start();
+    await front.start();
   } catch (err) {
     await rsyncd.stop();
-    throw new Error(`cannot listen for rsync over TLS on ${host}:${port}: ${(err as Error).message}; choose another rsync.listen`);
+    throw new Error(`cannot listen for rsync on ${host}:${port}: ${(err as Error).message}; choose another rsync.listen`);
   }
-  log.info('rsync daemon behind TLS', { listen: `${host}:${port}` });
-  return { rsyncd, tls };
+  if (tlsFiles) log.info('rsync daemon behind TLS', { listen: `${host}:${port}` });
+  return { rsyncd, front, tls: tlsFiles !== undefined };
 }
