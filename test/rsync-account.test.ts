@@ -63,7 +63,10 @@ describe('the rsync daemon reads as rsync.user', { skip: isRoot ? false : 'needs
   });
 
   after(async () => {
-    for (const s of services) await s.rsyncd.stop();
+    for (const s of services) {
+      await s.front.stop();
+      await s.rsyncd.stop();
+    }
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -73,6 +76,8 @@ describe('the rsync daemon reads as rsync.user', { skip: isRoot ? false : 'needs
     const service = await startRsyncService(config(port, { user: 'nobody', group: 'nogroup' }), creds, quietLog);
     services.push(service);
     assert.deepEqual(daemonIds(service), ['uid = 65534', 'gid = 65534']);
+    // The front admits an address only while it has an authenticated session, as the master tells it.
+    service.front.admit({}, HOST);
     const cred = creds.get('m1')!;
     const d = join(root, 'dest');
     mkdirSync(d);
