@@ -244,6 +244,10 @@ describe('security: the master', { timeout: 180_000 }, () => {
     assert.equal((await pull(old, join(c.dir, 'before-restart'))).code, 0);
     await c.stopMaster();
     await c.startMaster();
+    // From an address with an authenticated agent (the real mirror0's, once it
+    // is back), so that what refuses the stale credentials is rsync's own
+    // authentication, not the front (security-connections.test.ts covers that).
+    await waitFor(async () => (await c.fetchStatus())?.nodes.find((n) => n.name === c.agentName(0))?.connected === true, 30_000, 'mirror0 to reconnect');
     const stale = await pull(old, join(c.dir, 'stale'));
     assert.notEqual(stale.code, 0);
     assert.match(stale.stderr, /auth failed/);
