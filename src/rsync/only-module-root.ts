@@ -15,7 +15,8 @@
  * It runs as the daemon's own user, outside the chroot, before anything is
  * sent; exit 1 aborts the connection with its stdout shown to the client.
  * The request is checked twice: RSYNC_REQUEST, and the raw arguments, where
- * options (each starting with "-") come first, then ".", then the paths. A
+ * options (each starting with "-") come first, then ".", then the paths (the
+ * root is "/" in a chroot, "." without one). A
  * non-option before "." (or after "--") would become the directory the
  * daemon serves from.
  */
@@ -41,6 +42,8 @@ while :; do
 done
 eval "arg=\\\${RSYNC_ARG$i-}"
 eval "more=\\\${RSYNC_ARG$((i + 1))+1}"
-if [ "$arg" != / ] || [ -n "$more" ]; then refuse "a path below the module was requested"; fi
+# The root is "/" in a chroot and "." without one (a master not running as root).
+case $arg in /|.) ;; *) refuse "a path below the module was requested" ;; esac
+[ -z "$more" ] || refuse "a path below the module was requested"
 exit 0
 `;

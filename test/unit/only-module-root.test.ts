@@ -18,6 +18,8 @@ function run(request: string, args: string[]): { code: number | null; out: strin
 const cases: [string, string, string[], 0 | 1][] = [
   ['the module root', 'www/', [...OPTS, '.', '/'], 0],
   ['the root with the agent\'s options', 'www/', [...OPTS, '--timeout=60', '--max-delete=5', '.', '/'], 0],
+  ['the module root without a chroot (a master not running as root)', 'www/', [...OPTS, '.', '.'], 0],
+  ['a file below the root without a chroot', 'www/alias/key.txt', [...OPTS, '.', 'alias/key.txt'], 1],
   ['a file below the root', 'www/alias/key.txt', [...OPTS, '.', '/alias/key.txt'], 1],
   ['the root through "."', 'www/.', [...OPTS, '.', '/.'], 1],
   ['the root and another path', 'www/ www/alias/key.txt', [...OPTS, '.', '/', '/alias/key.txt'], 1],
