@@ -17,14 +17,17 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {}): Promise<RunResult> {
+export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string | Buffer } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    if (opts.input !== undefined) {
+      child.stdin!.on('error', () => undefined); // rsync may exit before reading it all
+      child.stdin!.end(opts.input);
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -35,10 +38,10 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
 }
 
 /** rsync as an outsider would run it: no terminal to prompt on, the password (if any) in the environment. */
-export function rsync(args: string[], password: string | null = ''): Promise<RunResult> {
+export function rsync(args: string[], password: string | null = '', input?: string | Buffer): Promise<RunResult> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   if (password !== null) env.RSYNC_PASSWORD = password;
-  return run('rsync', ['--contimeout=10', '--timeout=20', ...args], { env });
+  return run('rsync', ['--contimeout=10', '--timeout=20', ...args], { env, ...(input === undefined ? {} : { input }) });
 }
 
 export function keyFile(c: Cluster, who: 'master' | number): string {

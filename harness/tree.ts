@@ -1,7 +1,7 @@
 // Snapshots of a directory tree, and comparison of two of them with a message
 // that shows where they differ: the yardstick for "the mirror equals the origin".
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readdirSync, readFileSync } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { AssertionError } from 'node:assert';
@@ -180,4 +180,15 @@ function formatNs(ns: bigint): string {
   const s = ns / 1_000_000_000n;
   const frac = (ns % 1_000_000_000n).toString().padStart(9, '0');
   return `${new Date(Number(s) * 1000).toISOString().slice(0, 19)}.${frac}Z`;
+}
+
+/** Every regular file's content under `dir`, concatenated (symlinks not followed): what a pull let through. */
+export function readAllFiles(dir: string): string {
+  let out = '';
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out += readAllFiles(p);
+    else if (e.isFile()) out += readFileSync(p, 'utf8');
+  }
+  return out;
 }

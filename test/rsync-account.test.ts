@@ -2,28 +2,19 @@
 // the real daemon started the way the master starts it, pulled with credentials.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MasterConfig } from '../src/config/types.js';
 import { makeCredentials } from '../src/master/rsyncd/credentials.js';
 import { startRsyncService, type RsyncService } from '../src/master/rsyncd/service.js';
+import { rsync } from '../harness/security.js';
 import { findFreePort } from '../harness/ports.js';
 import { quietLog } from '../harness/quiet-log.js';
 
 const HOST = '127.0.0.1';
 const isRoot = process.getuid?.() === 0;
 
-function rsync(args: string[], password: string): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('rsync', args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', RSYNC_PASSWORD: password }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stderr }));
-  });
-}
 
 /** The `uid = ` and `gid = ` lines of the running daemon's rsyncd.conf. */
 function daemonIds(service: RsyncService): string[] {

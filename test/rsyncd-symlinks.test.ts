@@ -3,13 +3,14 @@
 // symlink it names. Against the real rsync daemon on 127.0.0.1.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { makeCredentials, type RsyncCredential } from '../src/master/rsyncd/credentials.js';
 import { RsyncDaemon } from '../src/master/rsyncd/daemon.js';
 import { buildRsyncArgs } from '../src/rsync/filter.js';
+import { rsync } from '../harness/security.js';
+import { readAllFiles } from '../harness/tree.js';
 import { findFreePort } from '../harness/ports.js';
 
 const RSYNC = process.env.INOSYNC_TEST_RSYNC ?? '/usr/bin/rsync';
@@ -17,36 +18,8 @@ const HOST = '127.0.0.1';
 /** Contents no pull may ever return: each lives only under an excluded name. */
 const SECRETS = ['s3cret-key', 'localhost-only', 'swap-file'];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function rsync(args: string[], password: string, input: string | Buffer = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(RSYNC, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', RSYNC_PASSWORD: password }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input);
-  });
-}
 
-/** Every regular file's content under dir (symlinks not followed). */
-function readAll(dir: string): string {
-  let out = '';
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out += readAll(p);
-    else if (e.isFile()) out += readFileSync(p, 'utf8');
-  }
-  return out;
-}
 
 describe('daemon excludes and symlinks (real rsync)', () => {
   let root: string;
@@ -62,7 +35,7 @@ describe('daemon excludes and symlinks (real rsync)', () => {
     return d;
   };
   function assertNoLeak(d: string, what: string): void {
-    const got = readAll(d);
+    const got = readAllFiles(d);
     for (const s of SECRETS) assert.ok(!got.includes(s), `${what} leaked ${s}`);
   }
 

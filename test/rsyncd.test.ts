@@ -24,6 +24,7 @@ import { makeCredentials, type RsyncCredential } from '../src/master/rsyncd/cred
 import { REFUSED_OPTIONS, renderRsyncdConf, type RsyncdModule, type RsyncdSpec } from '../src/rsync/daemon-conf.js';
 import { RsyncDaemon, type RsyncDaemonExit, type RsyncDaemonOptions } from '../src/master/rsyncd/daemon.js';
 import { RsyncFront } from '../src/master/rsyncd/front.js';
+import { readAllFiles } from '../harness/tree.js';
 import { findFreePort } from '../harness/ports.js';
 import { waitFor } from '../harness/wait.js';
 
@@ -421,7 +422,7 @@ describe('RsyncDaemon (real rsync)', () => {
     for (const [i, args] of attempts.entries()) {
       const d = dest(`excl-${i}`);
       await rsync(['-a', ...args, `${d}/`], pw);
-      const got = readAll(d);
+      const got = readAllFiles(d);
       for (const secret of ['s3cret', 'cached', 'junk', 'comment', 'backslashed', 'log line']) {
         assert.ok(!got.includes(secret), `attempt ${JSON.stringify(args)} leaked ${secret}`);
       }
@@ -433,7 +434,7 @@ describe('RsyncDaemon (real rsync)', () => {
     });
     assert.notEqual(r.code, 0, 'the daemon refuses --files-from');
     assert.match(r.stderr, /refuse/);
-    assert.ok(!readAll(d).includes('s3cret') && !readAll(d).includes('cached') && !readAll(d).includes('junk'));
+    assert.ok(!readAllFiles(d).includes('s3cret') && !readAllFiles(d).includes('cached') && !readAllFiles(d).includes('junk'));
   });
 
   test("the agent's pull (--delete --force --from0 --include-from=- --exclude=*) works", async () => {
@@ -742,13 +743,3 @@ if (up > 0) setTimeout(() => process.exit(1), up);
   });
 });
 
-/** Every file's content under dir, concatenated (symlinks not followed). */
-function readAll(dir: string): string {
-  let out = '';
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) out += readAll(p);
-    else if (e.isFile()) out += readFileSync(p, 'utf8');
-  }
-  return out;
-}
