@@ -5,9 +5,11 @@
 // and validation). Every frame's fate is predicted by an oracle built from
 // the protocol modules, and the processes must behave exactly so: the master
 // closes the connection on every bad frame, the agent rejects and reports
-// every bad frame, and both keep serving their legitimate peer.
+// every bad frame, and both keep serving their legitimate peer, within a
+// bound on time and without their memory (RSS, after a warm-up) growing.
 //
 // INOSYNC_FUZZ_SEED=<n> replays a run; the seed is printed with any failure.
+// INOSYNC_FUZZ_FRAMES=<n> sends n frames to each side (10,000 by default).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -30,11 +32,28 @@ import { signerFromSeed, verifierFor, type Signer, type Verifier } from '../src/
 import { PROTOCOL_VERSION } from '../src/protocol/version.js';
 
 const SEED = Number(process.env.INOSYNC_FUZZ_SEED ?? 20_251_124);
-// Every bad frame costs the master a connection (it closes on the first), so
-// fewer go its way than the agent's, which answers them all on one connection.
-const TO_MASTER = { hello: 900, auth: 600, ready: 500 };
-const TO_AGENT = 3000;
-const LANES = 4;
+const FRAMES = Number(process.env.INOSYNC_FUZZ_FRAMES ?? 10_000);
+// Every bad frame costs the master a connection (it closes on the first);
+// lanes, each its own node and address, make them in parallel.
+const TO_MASTER = { hello: Math.round(FRAMES * 0.3), auth: Math.round(FRAMES * 0.2), ready: FRAMES - Math.round(FRAMES * 0.3) - Math.round(FRAMES * 0.2) };
+const TO_AGENT = FRAMES;
+const LANES = 8;
+/** The share of the frames sent before memory is first measured. */
+const WARM_UP = 0.1;
+/** Growth of a process's resident memory that would mean a leak, not the allocator's slack. */
+const MAX_RSS_GROWTH = 64 * 1024 * 1024;
+/** Milliseconds one frame may take on average, all its checks included, before the run counts as hung. */
+const MAX_MS_PER_FRAME = 8;
+
+/** A process's resident memory, from /proc. */
+function rss(pid: number | undefined): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  assert.ok(m, `no VmRSS for process ${pid}`);
+  return Number(m[1]) * 1024;
+}
+
+/** `n` split over the lanes, the first ones taking the remainder. */
+const share = (n: number, lane: number): number => Math.floor(n / LANES) + (lane < n % LANES ? 1 : 0);
 
 const cat = (...parts: (Uint8Array | number[])[]): Uint8Array => new Uint8Array(Buffer.concat(parts.map((p) => Buffer.from(p as Uint8Array))));
 
@@ -129,7 +148,7 @@ function mutateFrame(r: Rng, frame: Uint8Array): Uint8Array {
   }
 }
 
-describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
+describe('security: fuzzing master and agent', { timeout: 600_000 }, () => {
   let c: Cluster;
   let fm: FakeMaster;
   const fuzzNodes = Array.from({ length: LANES }, (_, i) => ({ name: `fuzz${i}`, signer: signerFromSeed(new Uint8Array(randomBytes(32))) }));
@@ -193,10 +212,10 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
     const known = new Set(['mirror0', 'mirror1', ...fuzzNodes.map((f) => f.name)]);
     const counts = { frames: 0, connections: 0, challenged: 0, welcomed: 0, accepted: 0 };
 
-    const lane = async (i: number): Promise<void> => {
-      const r = new Rng(SEED + i);
-      // A fixed share per lane: each lane's sequence then depends on the seed alone.
-      const budget = { hello: TO_MASTER.hello / LANES, auth: TO_MASTER.auth / LANES, ready: TO_MASTER.ready / LANES };
+    // One generator per lane for the whole run: each lane's sequence then depends on the seed alone.
+    const rngs = Array.from({ length: LANES }, (_, i) => new Rng(SEED + i));
+    const lane = async (i: number, budget: { hello: number; auth: number; ready: number }): Promise<void> => {
+      const r = rngs[i]!;
       const me = fuzzNodes[i]!;
       const mine = verifierFor(me.signer.publicKey);
       const localAddress = `127.0.0.${50 + i}`;
@@ -303,16 +322,31 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
           await a.handshake({ applied: null });
           lastN = 0;
         }
+        // Well-formed lies: counters, paths and figures a real agent would never report.
+        const anySeq = (): number => r.pick([0, r.below(100), 2 ** 31, Number.MAX_SAFE_INTEGER]);
+        const anyPath = (): string => r.pick(['www', 'nope', 'untold', 'x'.repeat(64), '-', '...']);
         const valid = (): Record<string, unknown> => {
           const t = r.pick(['ack', 'result', 'progress', 'reject']);
           const common = { conn: a!.conn, n: a!.n };
-          if (t === 'ack') return { t, ...common, seq: r.below(100) };
-          if (t === 'progress') return { t, ...common, path: 'www', percent: r.below(101) };
-          if (t === 'reject') return { t, ...common, seq: null, reason: 'fuzz' };
-          const run = { path: 'www', full: false, kind: 'ok', exit: 0, message: '', files: 1, bytes: 1, deleted: 0, durationMs: 1 };
-          return { t, ...common, seq: r.below(100), ok: true, runs: [run] };
+          if (t === 'ack') return { t, ...common, seq: anySeq() };
+          if (t === 'progress') return { t, ...common, path: anyPath(), percent: r.pick([0, 100, r.below(101), 99.999]) };
+          if (t === 'reject') return { t, ...common, seq: r.chance(0.5) ? null : anySeq(), reason: r.pick(['fuzz', '\x1b[2J\x07', 'x'.repeat(1024)]) };
+          const runs = Array.from({ length: r.pick([0, 1, 1, 3, 50]) }, () => ({
+            path: anyPath(),
+            full: r.chance(0.3),
+            kind: r.pick(['ok', 'partial-ok', 'retry', 'fatal', 'refused', 'dry-run']),
+            exit: r.pick([null, 0, 23, 24, -1, 2 ** 31]),
+            message: r.pick(['', 'rsync: \x1b]0;pwned\x07', 'm'.repeat(r.below(4097))]),
+            files: r.pick([0, 1, Number.MAX_SAFE_INTEGER]),
+            bytes: r.pick([0, 1, Number.MAX_SAFE_INTEGER]),
+            deleted: r.pick([0, 5, Number.MAX_SAFE_INTEGER]),
+            durationMs: r.pick([0, 1.5, 1e12]),
+          }));
+          return { t, ...common, seq: anySeq(), ok: r.chance(0.5), runs };
         };
-        const kind = r.below(16);
+        // Most frames are well-formed lies, which keep the connection; the rest end it.
+        const pick = r.below(32);
+        const kind = pick <= 22 ? 0 : pick - 20;
         let frame: Uint8Array | string;
         const signed = (body: Uint8Array, signer: Signer = me.signer) => seal(signer, 'agent->master', body);
         if (kind <= 2 || kind >= 12) frame = signed(encode(valid()));
@@ -358,10 +392,20 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
     };
 
     const started = Date.now();
-    await Promise.all(Array.from({ length: LANES }, (_, i) => lane(i)));
+    const pid = c.master!.child.pid;
+    const round = (part: (n: number, i: number) => number) =>
+      Promise.all(Array.from({ length: LANES }, (_, i) => lane(i, { hello: part(TO_MASTER.hello, i), auth: part(TO_MASTER.auth, i), ready: part(TO_MASTER.ready, i) })));
+    const warm = (n: number, i: number) => Math.round(share(n, i) * WARM_UP);
+    await round(warm);
+    const rssBefore = rss(pid);
+    await round((n, i) => share(n, i) - warm(n, i));
+    const rssAfter = rss(pid);
+    const ms = Date.now() - started;
     assert.equal(counts.frames, TO_MASTER.hello + TO_MASTER.auth + TO_MASTER.ready);
     assert.ok(counts.challenged > 0 && counts.welcomed > 0 && counts.accepted > 0, JSON.stringify(counts));
-    process.stderr.write(`# master fuzz: ${JSON.stringify(counts)} in ${Date.now() - started} ms ${seedNote}\n`);
+    process.stderr.write(`# master fuzz: ${JSON.stringify(counts)} in ${ms} ms, RSS ${rssBefore >> 20} -> ${rssAfter >> 20} MiB ${seedNote}\n`);
+    assert.ok(ms < counts.frames * MAX_MS_PER_FRAME, `the master took ${ms} ms for ${counts.frames} frames: hung? ${seedNote}`);
+    assert.ok(rssAfter - rssBefore < MAX_RSS_GROWTH, `the master grew from ${rssBefore >> 20} to ${rssAfter >> 20} MiB ${seedNote}`);
     // Still up, and the real agent still syncs through it.
     assert.equal(c.master!.child.exitCode, null);
     writeFileSync(join(c.origin(), 'told', 'after-master-fuzz.txt'), 'still syncing');
@@ -406,6 +450,8 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
     const master = signerOf(c, 'master');
     const sign = (body: Uint8Array, signer: Signer = master) => seal(signer, 'master->agent', body);
     const started = Date.now();
+    const pid = c.agents[1]!.child.pid;
+    let rssBefore = 0;
     let sentCount = 0;
     let seen = 0;
     let answers = 0;
@@ -454,6 +500,10 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
       if (sentCount % 200 === 0 || i === TO_AGENT - 1) {
         await peer.until(() => answered() >= sentCount, 60_000, `the agent to answer ${sentCount} frames ${seedNote}`);
       }
+      if (sentCount === Math.round(TO_AGENT * WARM_UP)) {
+        await peer.until(() => answered() >= sentCount, 60_000, `the agent to answer ${sentCount} frames ${seedNote}`);
+        rssBefore = rss(pid);
+      }
     }
     const rejects = peer.replies.filter((x) => x.msg?.t === 'reject').length;
     const acks = peer.replies.filter((x) => x.msg?.t === 'ack').length;
@@ -462,7 +512,11 @@ describe('security: fuzzing master and agent', { timeout: 240_000 }, () => {
     for (const x of peer.replies) assert.ok(x.msg, `an agent reply that does not verify: ${x.problem}`);
     assert.equal(peer.closed, null, 'the agent kept the connection');
     assert.equal(fm.peers.length, peersBefore, 'and never had to reconnect');
-    process.stderr.write(`# agent fuzz: ${sentCount} frames, ${rejects} rejected, ${acks} accepted in ${Date.now() - started} ms ${seedNote}\n`);
+    const rssAfter = rss(pid);
+    const ms = Date.now() - started;
+    process.stderr.write(`# agent fuzz: ${sentCount} frames, ${rejects} rejected, ${acks} accepted in ${ms} ms, RSS ${rssBefore >> 20} -> ${rssAfter >> 20} MiB ${seedNote}\n`);
+    assert.ok(ms < sentCount * MAX_MS_PER_FRAME, `the agent took ${ms} ms for ${sentCount} frames: hung? ${seedNote}`);
+    assert.ok(rssAfter - rssBefore < MAX_RSS_GROWTH, `the agent grew from ${rssBefore >> 20} to ${rssAfter >> 20} MiB ${seedNote}`);
 
     // Still up, and a valid batch still applies.
     writeFileSync(join(c.origin(), 'told', 'final.txt'), 'the last word');

@@ -1,6 +1,7 @@
 // One agent connection on the master: the handshake, then authenticated
 // messages. Nothing from the socket is trusted until it has been size-checked,
-// signature-checked (after hello), decoded and validated.
+// counted against its budget (after auth), signature-checked (after hello),
+// decoded and validated.
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import nacl from 'tweetnacl';
@@ -9,7 +10,7 @@ import { open, seal } from '../protocol/envelope.js';
 import { CLOSE_REASON_CHARS, ProtocolError } from '../protocol/errors.js';
 import type { FrameSocket } from '../protocol/frame-socket.js';
 import { CLOSE, connectionId, sameBytes, sealCredentials, type CloseCode, type RsyncCredentials } from '../protocol/handshake.js';
-import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, MAX_AGENT_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/limits.js';
+import { AGENT_FRAME_RATE, HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, MAX_AGENT_FRAME, MAX_HANDSHAKE_FRAME } from '../protocol/limits.js';
 import {
   NONCE_BYTES,
   parseAgentMessage,
@@ -24,6 +25,7 @@ import { PROTOCOL_VERSION } from '../protocol/version.js';
 import { WsFrameSocket } from '../common/ws-frame-socket.js';
 import { realClock, type Clock, type Timer } from '../common/clock.js';
 import type { Logger } from '../common/log.js';
+import { credit, fullBudget, spend, type Budget, type FrameRate } from './frame-budget.js';
 
 export interface SessionHost {
   readonly signer: Signer;
@@ -49,6 +51,8 @@ export interface AgentSessionOptions {
   closeGraceMs?: number;
   /** largest frame after the handshake (the transport usually enforces it first) */
   maxFrame?: number;
+  /** how many frames an authenticated agent may send (default `AGENT_FRAME_RATE`) */
+  frameRate?: FrameRate;
 }
 
 /** A peer that never answers the close handshake must not hold the socket longer than this. */
@@ -66,6 +70,8 @@ export class AgentSession {
   private readonly heartbeatMs: number;
   private readonly closeGraceMs: number;
   private readonly maxFrame: number;
+  private readonly frameRate: FrameRate;
+  private budget: Budget | null = null;
   private verifier: Verifier | undefined;
   private readonly masterNonce = new Uint8Array(randomBytes(NONCE_BYTES));
   private conn: Uint8Array | null = null;
@@ -88,6 +94,7 @@ export class AgentSession {
     this.heartbeatMs = opts.heartbeatMs ?? HEARTBEAT_MS;
     this.closeGraceMs = opts.closeGraceMs ?? CLOSE_GRACE_MS;
     this.maxFrame = opts.maxFrame ?? MAX_AGENT_FRAME;
+    this.frameRate = opts.frameRate ?? AGENT_FRAME_RATE;
     this.handshakeTimer = this.clock.setTimeout(() => this.refuse('handshake timeout: did not authenticate in time', CLOSE.timeout), opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     this.ws.listen({
       frame: (data, isBinary) => this.onFrame(data, isBinary),
@@ -106,6 +113,7 @@ export class AgentSession {
   /** Sends a pre-sealed frame (a batch signed once for many nodes). */
   sendFrame(frame: Uint8Array): void {
     if (this.phase !== 'ready') return;
+    this.budget = credit(this.budget!, this.frameRate);
     this.ws.send(frame, (err) => {
       if (err) this.log.debug('send failed', { node: this.node, err });
     });
@@ -206,6 +214,7 @@ export class AgentSession {
     };
     this.ws.send(seal(this.host.signer, 'master->agent', encode(welcome)));
     this.phase = 'ready';
+    this.budget = fullBudget(this.frameRate, this.clock.now());
     this.scheduleHeartbeat();
   }
 
@@ -226,6 +235,13 @@ export class AgentSession {
   }
 
   private onReadyFrame(bytes: Uint8Array): void {
+    // Before the signature: a flood must cost no more than this comparison.
+    const left = spend(this.budget!, this.frameRate, this.clock.now(), bytes.length);
+    if (left === null) {
+      this.log.warn('agent sent more frames than any real agent does; closing its connection', { node: this.node, address: this.address });
+      throw new ProtocolError(CLOSE.tooMany, `too many frames: more than ${this.frameRate.perSecond} a second after a burst of ${this.frameRate.burst}`);
+    }
+    this.budget = left;
     const body = open(this.verifier!, 'agent->master', bytes);
     if (body === null) throw new ProtocolError(CLOSE.protocol, 'a frame with a bad signature on an authenticated connection');
     const msg = parseAgentMessage(decode(body));

@@ -61,6 +61,8 @@ export const CLOSE = {
   unauthorized: 4401,
   timeout: 4408,
   replaced: 4409,
+  /** an authenticated peer sent more than its frame budget (`AGENT_FRAME_RATE`) */
+  tooMany: 4429,
   shutdown: 4503,
 } as const;
 

@@ -13,7 +13,8 @@ import { decode, encode } from '../../src/protocol/codec.js';
 import { open, seal } from '../../src/protocol/envelope.js';
 import { CLOSE_ABNORMAL } from '../../src/protocol/frame-socket.js';
 import { CLOSE, type RsyncCredentials } from '../../src/protocol/handshake.js';
-import { HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, MAX_AGENT_FRAME, MAX_HANDSHAKE_FRAME, MAX_MASTER_FRAME } from '../../src/protocol/limits.js';
+import { AGENT_FRAME_RATE, HANDSHAKE_TIMEOUT_MS, HEARTBEAT_MS, MAX_AGENT_FRAME, MAX_HANDSHAKE_FRAME, MAX_MASTER_FRAME } from '../../src/protocol/limits.js';
+import type { FrameRate } from '../../src/master/frame-budget.js';
 import type { AgentMessage, Auth, Batch, Welcome } from '../../src/protocol/messages.js';
 import { signerFromSeed, verifierFor, type Signer } from '../../src/protocol/sign.js';
 import { PROTOCOL_VERSION } from '../../src/protocol/version.js';
@@ -43,6 +44,8 @@ class MasterHost implements SessionHost {
   readonly refused: string[] = [];
   readonly messages: AgentMessage[] = [];
   auth: Auth | null = null;
+  /** signatures the master checked: a frame refused for its cost must not be one */
+  verified = 0;
   hellos = 0;
   closed = 0;
   constructor(
@@ -51,7 +54,9 @@ class MasterHost implements SessionHost {
   ) {}
   verifierFor(node: string) {
     const k = this.nodes.get(node);
-    return k ? verifierFor(k.publicKey) : undefined;
+    if (!k) return undefined;
+    const v = verifierFor(k.publicKey);
+    return { publicKey: v.publicKey, verify: (data: Uint8Array, sig: Uint8Array) => (this.verified++, v.verify(data, sig)) };
   }
   onHello(): void {
     this.hellos++;
@@ -127,6 +132,8 @@ interface LinkOptions {
   masterKnows?: Signer;
   masterHeartbeatMs?: number;
   agentHeartbeatMs?: number;
+  /** the master's budget for the agent's frames (default AGENT_FRAME_RATE) */
+  frameRate?: FrameRate;
 }
 
 function link(o: LinkOptions = {}): Link {
@@ -140,7 +147,11 @@ function link(o: LinkOptions = {}): Link {
   const aHost = new AgentHost();
   const master = o.noMaster
     ? null
-    : new AgentSession(mSock, '192.0.2.7', mHost, recordingLog(mLog), { clock, heartbeatMs: o.masterHeartbeatMs ?? HEARTBEAT_MS });
+    : new AgentSession(mSock, '192.0.2.7', mHost, recordingLog(mLog), {
+        clock,
+        heartbeatMs: o.masterHeartbeatMs ?? HEARTBEAT_MS,
+        ...(o.frameRate ? { frameRate: o.frameRate } : {}),
+      });
   const agent = o.noAgent
     ? null
     : new MasterSession(aSock, aHost, {
@@ -537,4 +548,103 @@ test("the master's close gives a silent peer a grace period, then drops the sock
   await settle();
   assert.equal(mSock.terminated, true);
   assert.equal(closeCode(mSock), CLOSE_ABNORMAL);
+});
+
+// --- the budget of an authenticated agent ---------------------------------
+
+/** The agent's end sends `n` progress frames at once, as a flood would. */
+function flood(l: Link, n: number): void {
+  for (let i = 0; i < n; i++) l.agent!.send({ t: 'progress', path: 'www', percent: i % 101 });
+}
+
+test(`the master closes with ${CLOSE.tooMany} an agent that floods it, before checking the signature of the frame over budget`, async () => {
+  const l = await connected();
+  flood(l, AGENT_FRAME_RATE.burst);
+  await settle();
+  assert.equal(l.mHost.messages.length, AGENT_FRAME_RATE.burst, 'the whole burst is served');
+  assert.equal(l.mSock.closed, null);
+  const verified = l.mHost.verified;
+  // One more, with a bad signature: refused for its cost, not its signature, and never verified.
+  l.aSock.send(agentFrame(l, { t: 'ack', seq: 0, n: 1_000_000 }, key()));
+  await settle();
+  assert.equal(closeCode(l.mSock), CLOSE.tooMany, JSON.stringify(l.mSock.closed));
+  assert.equal(closeCode(l.aSock), CLOSE.tooMany, 'the agent sees why');
+  assert.match(l.mSock.closed!.reason, /too many frames/);
+  assert.equal(l.mHost.verified, verified, 'the frame over budget cost no signature check');
+  assert.equal(l.master!.phase, 'closed');
+  assert.equal(l.mHost.refused.length, 1, 'counted as a refusal');
+  assert.match(l.mHost.refused[0]!, /too many frames/);
+  assert.ok(l.mLog.some((x) => x.level === 'warn' && /more frames than any real agent/.test(x.msg)));
+});
+
+test('a flood of large frames runs out sooner: a frame costs one unit per started unitBytes', async () => {
+  const rate: FrameRate = { perSecond: 10, burst: 100, unitBytes: 1024, perBatch: 2 };
+  const l = await connected({ frameRate: rate });
+  // Each result of over 3 KiB costs 4 units: far fewer than 100 frames fit.
+  const run = { path: 'www', full: false, kind: 'fatal', exit: 1, message: 'x'.repeat(3000), files: 0, bytes: 0, deleted: 0, durationMs: 1 };
+  for (let i = 0; i < 100; i++) l.agent!.send({ t: 'result', seq: 1, ok: false, runs: [run] });
+  await settle();
+  assert.equal(closeCode(l.mSock), CLOSE.tooMany);
+  const cost = Math.ceil(l.aSock.sent.at(-1)!.length / rate.unitBytes);
+  assert.ok(cost >= 3, `a frame of ${l.aSock.sent.at(-1)!.length} bytes`);
+  assert.equal(l.mHost.messages.length, Math.floor(rate.burst / cost), `a hundred units buy frames of ${cost} units`);
+});
+
+test('a real agent at its busiest pace is never cut off', async () => {
+  // With the default delay (50 ms): a batch every 50 ms, acked and answered,
+  // and progress once a second for each of ten paths, for a minute.
+  // (test/unit/frame-budget.test.ts holds ten times this pace to the budget.)
+  const l = await connected();
+  for (let t = 0, seq = 1; t < 60_000; t += 50, seq++) {
+    l.master!.sendFrame(batch(l, seq));
+    if (seq > 1) l.agent!.send({ t: 'result', seq: seq - 1, ok: true, runs: [] });
+    if (t % 100 === 0) l.agent!.send({ t: 'progress', path: 'www', percent: 50 });
+    await settle();
+    l.clock.advance(50);
+  }
+  await settle();
+  assert.equal(l.mSock.closed, null, JSON.stringify(l.mSock.closed));
+  assert.deepEqual(l.mHost.refused, []);
+  assert.equal(l.mHost.messages.length, 1200 * 2 - 1 + 600);
+});
+
+test('the budget refills with the clock, up to the burst', async () => {
+  const rate: FrameRate = { perSecond: 100, burst: 50, unitBytes: 4096, perBatch: 2 };
+  // Heartbeats out of the way: the clock jumps an hour without pongs in between.
+  const l = await connected({ frameRate: rate, masterHeartbeatMs: 1e10, agentHeartbeatMs: 1e10 });
+  flood(l, 50);
+  await settle();
+  assert.equal(l.mHost.messages.length, 50);
+  // 200 ms regain 20 frames; a long pause regains no more than the burst.
+  l.clock.advance(200);
+  flood(l, 20);
+  await settle();
+  assert.equal(l.mHost.messages.length, 70);
+  assert.equal(l.mSock.closed, null, 'the refilled budget is spent to the last unit, and no further');
+  l.clock.advance(3_600_000);
+  flood(l, 50);
+  await settle();
+  assert.equal(l.mHost.messages.length, 120);
+  assert.equal(l.mSock.closed, null);
+  flood(l, 1);
+  await settle();
+  assert.equal(closeCode(l.mSock), CLOSE.tooMany);
+  assert.equal(l.mHost.messages.length, 120);
+});
+
+test('each batch the master sends makes room for its ack and result, however short the delay', async () => {
+  // A budget with no time in it: only the batches pay for the answers.
+  const rate: FrameRate = { perSecond: 0, burst: 10, unitBytes: 4096, perBatch: 2 };
+  const l = await connected({ frameRate: rate });
+  for (let seq = 1; seq <= 500; seq++) {
+    l.master!.sendFrame(batch(l, seq));
+    await settle();
+    l.agent!.send({ t: 'result', seq, ok: true, runs: [] });
+  }
+  await settle();
+  assert.equal(l.mSock.closed, null);
+  assert.equal(l.mHost.messages.length, 1000);
+  flood(l, 11);
+  await settle();
+  assert.equal(closeCode(l.mSock), CLOSE.tooMany);
 });
